@@ -1,0 +1,5 @@
+"""`python -m softreg` runs the command line."""
+
+from softreg.cli import main
+
+main()

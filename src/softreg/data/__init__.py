@@ -1,0 +1,48 @@
+"""Data sources, all returning one ``Dataset`` of tensors: bundled, lessons, IDX, tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from softreg.data.base import Dataset, Split
+from softreg.errors import UserInputError
+
+BUILTIN = ("digits", "toy", "toy-binary", "xor")
+NAMED_IDX = ("mnist", "fashion-mnist", "kmnist")
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def load_dataset(
+    name: str,
+    *,
+    data_dir: str | None = None,
+    label: str | None = None,
+    download: bool = True,
+    progress: bool = False,
+) -> Dataset:
+    """Load a dataset by name (``digits``, ``mnist``, ...), IDX folder, or CSV / Parquet file."""
+    from softreg.data import catalog, digits, lessons, tabular
+
+    if name == "digits":
+        return digits.digits().validate()
+    if name in lessons.LESSON_TABLES:
+        return lessons.LESSON_TABLES[name]().validate()
+    if name in NAMED_IDX:
+        return catalog.load_idx_dataset(name, data_dir=data_dir, download=download, progress=progress)
+    path = Path(name)
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        return tabular.load_table(path, label=label)
+    if path.is_dir():
+        return catalog.load_idx_dataset(str(path), data_dir=data_dir, download=False)
+    if path.exists():
+        raise UserInputError(
+            f"{name}: unsupported file type {path.suffix or '(none)'}; give a .csv or .parquet "
+            "table or a folder of IDX files."
+        )
+    known = ", ".join(BUILTIN + NAMED_IDX)
+    raise UserInputError(
+        f"unknown dataset {name!r}: not a known name ({known}) nor an existing file or folder."
+    )
+
+
+__all__ = ["Dataset", "Split", "load_dataset", "BUILTIN", "NAMED_IDX"]

@@ -1,0 +1,91 @@
+"""The in-memory dataset: tensors for each split, class names and image shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from softreg.errors import UserInputError
+
+
+@dataclass
+class Split:
+    """One split of a dataset.
+
+    X : tensor of shape (n_samples, *sample_shape), uint8 (raw pixels) or float32
+    y : tensor of shape (n_samples,), int64 class indices in [0, n_classes)
+    """
+
+    X: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class Dataset:
+    """A classification dataset held in tensors.
+
+    ``pixel_max`` is the largest raw value an image pixel can take (255 for IDX
+    files, 16 for the bundled 8x8 digits); it is None for tables. The default
+    preprocessing of a model trained on this data is derived from it.
+    """
+
+    name: str
+    train: Split
+    test: Split | None
+    classes: list[str]
+    image_shape: tuple[int, ...] | None = None
+    pixel_max: float | None = None
+    source: str = ""
+    feature_names: list[str] | None = field(default=None)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def n_features(self) -> int:
+        n = 1
+        for d in self.train.X.shape[1:]:
+            n *= int(d)
+        return n
+
+    def validate(self) -> "Dataset":
+        """Check shapes, label range and values; raise UserInputError naming the problem."""
+        for split_name, split in (("train", self.train), ("test", self.test)):
+            if split is None:
+                continue
+            if split.X.shape[0] != split.y.shape[0]:
+                raise UserInputError(
+                    f"{self.name}: the {split_name} split has {split.X.shape[0]} samples "
+                    f"but {split.y.shape[0]} labels; give images and labels from the same set."
+                )
+            if len(split) == 0:
+                raise UserInputError(
+                    f"{self.name}: the {split_name} split is empty; give at least one sample."
+                )
+            lo, hi = int(split.y.min()), int(split.y.max())
+            if lo < 0 or hi >= self.n_classes:
+                bad = lo if lo < 0 else hi
+                raise UserInputError(
+                    f"{self.name}: label {bad} in the {split_name} split is out of range "
+                    f"[0, {self.n_classes - 1}]; fix the labels or the class list."
+                )
+            if split.X.is_floating_point() and not bool(torch.isfinite(split.X).all()):
+                raise UserInputError(
+                    f"{self.name}: the {split_name} features contain NaN or infinite values; "
+                    "remove or impute them before training."
+                )
+        if self.test is not None and self.test.X.shape[1:] != self.train.X.shape[1:]:
+            raise UserInputError(
+                f"{self.name}: test samples have shape {tuple(self.test.X.shape[1:])} but "
+                    f"training samples {tuple(self.train.X.shape[1:])}; use matching files."
+            )
+        if self.n_classes < 2:
+            raise UserInputError(
+                f"{self.name}: found {self.n_classes} class; a classifier needs at least two."
+            )
+        return self

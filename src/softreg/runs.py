@@ -1,0 +1,150 @@
+"""A run directory on disk: config.json, model.safetensors, metrics.json, history.csv.
+
+A run is written into a temporary sibling folder and renamed into place at the
+end, so an interrupted or failed save never leaves a half-written run behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from softreg import __version__
+from softreg.errors import UserInputError
+from softreg.models import Classifier, ModelConfig, Preprocess, build_model
+from softreg.train import History, TrainConfig
+
+FILES = ("config.json", "model.safetensors", "metrics.json", "history.csv")
+
+
+@dataclass
+class LoadedRun:
+    model: Classifier
+    config: TrainConfig
+    model_config: ModelConfig
+    data: dict  # what was trained on: name, source, classes, image_shape, pixel_max, ...
+    metrics: dict
+    path: Path
+
+
+def check_writable(out: str | Path) -> Path:
+    """Fail before training, not after, when ``out`` cannot become a run directory."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"--out {out} is a file; give a folder path for the run.")
+    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").exists():
+        raise UserInputError(
+            f"--out {out} is a non-empty folder that is not a softreg run; choose a new folder."
+        )
+    probe = out.absolute().parent
+    while not probe.exists():
+        probe = probe.parent
+    try:  # a real write, since permission bits do not tell (root, read-only mounts, /proc)
+        shutil.rmtree(tempfile.mkdtemp(prefix=".softreg-probe.", dir=probe))
+    except OSError as exc:
+        raise UserInputError(
+            f"cannot write the run to {out}: {probe} is not writable ({exc.strerror}); choose another --out."
+        ) from None
+    return out
+
+
+def save_run(
+    out: str | Path,
+    model: Classifier,
+    config: TrainConfig,
+    model_config: ModelConfig,
+    data_info: dict,
+    metrics: dict,
+    history: History | None = None,
+) -> Path:
+    """Write the run atomically; an existing run at ``out`` is replaced only once the new one is complete."""
+    from safetensors.torch import save_file
+
+    out = check_writable(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise UserInputError(f"cannot write the run to {out} ({exc.strerror}); choose another --out.") from None
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"softreg": __version__})
+        config_doc = {
+            "softreg_version": __version__,
+            "model": model_config.to_dict(),
+            "preprocess": model.preprocess.kind,
+            "train": config.to_dict(),
+            "data": data_info,
+        }
+        _write_json(tmp / "config.json", config_doc)
+        _write_json(tmp / "metrics.json", metrics)
+        with open(tmp / "history.csv", "w", newline="") as f:
+            rows = history.rows if history is not None else []
+            columns = list(rows[0]) if rows else ["epoch", "avg_cost"]
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / "run")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2, sort_keys=False)
+        f.write("\n")
+
+
+def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
+    """Rebuild the classifier (preprocessing included) saved by ``save_run``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_dir():
+        raise UserInputError(f"{path}: no such run folder; pass the --out folder of a `softreg train`.")
+    for name in ("config.json", "model.safetensors"):
+        if not (path / name).is_file():
+            raise UserInputError(f"{path}: {name} is missing; this is not a complete softreg run, train again.")
+    try:
+        doc = json.loads((path / "config.json").read_text())
+        model_config = ModelConfig(**doc["model"])
+        config = TrainConfig.from_dict(doc["train"])
+        data_info = doc["data"]
+        preprocess_kind = doc["preprocess"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserInputError(f"{path}/config.json is damaged ({exc}); train the run again.") from None
+    try:
+        state = load_file(str(path / "model.safetensors"))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserInputError(f"{path}/model.safetensors is damaged ({exc}); train the run again.") from None
+    net = build_model(model_config)
+    model = Classifier(net, Preprocess(model_config.n_features, preprocess_kind), model_config.n_classes)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserInputError(f"{path}: weights do not match config.json ({first}); train again.") from None
+    metrics = {}
+    if (path / "metrics.json").is_file():
+        try:
+            metrics = json.loads((path / "metrics.json").read_text())
+        except ValueError:
+            metrics = {}
+    model.eval()
+    return LoadedRun(model.to(device), config, model_config, data_info, metrics, path)
