@@ -58,7 +58,7 @@ scales = st.sampled_from([1.0, 10.0, 300.0])
 # --------------------------------------------------------------------------- reference figures
 def test_softmax_reference_figure():
     p = S.softmax(torch.tensor([1.0, 2.0, 3.0]), dim=0)
-    assert p.round(decimals=4).tolist() == pytest.approx([0.0900, 0.2447, 0.6652], abs=1e-9)
+    assert [round(v, 4) for v in p.tolist()] == [0.0900, 0.2447, 0.6652]
 
 
 def test_five_forms_reference_figure():
@@ -250,7 +250,8 @@ def test_ignored_targets_give_zero_and_all_ignored_mean_is_nan():
 def test_int32_targets_are_accepted_like_int64():
     x, y = rand((4, 3), 0), torch.tensor([0, 2, 1, 2])
     same(S.nll_loss(x, y.int()), F.nll_loss(x, y))
-    same(S.cross_entropy(x, y.int(), label_smoothing=0.1), F.cross_entropy(x, y, label_smoothing=0.1))
+    ours = S.cross_entropy(x, y.int(), label_smoothing=0.1)
+    same(ours, F.cross_entropy(x, y, label_smoothing=0.1))
 
 
 # --------------------------------------------------------------------------- binary losses
@@ -344,7 +345,8 @@ def _gc_cases():
         ("nll_loss_nd", lambda a: S.nll_loss(a, torch.tensor([[1, 0], [2, 1]])), [r(2, 3, 2)]),
         ("cross_entropy", lambda a: S.cross_entropy(a, y, w, label_smoothing=0.2), [x4]),
         ("cross_entropy_1d", lambda a: S.cross_entropy(a, torch.tensor(2)), [r(4)]),
-        ("cross_entropy_prob", lambda a, t: S.cross_entropy(a, t, w, label_smoothing=0.1), [x4, p]),
+        ("cross_entropy_prob", lambda a, t: S.cross_entropy(a, t, w, label_smoothing=0.1),
+         [x4, p]),
         ("sigmoid", S.sigmoid, [z]),
         ("logsigmoid", S.logsigmoid, [z]),
         ("bce", lambda a, t: S.binary_cross_entropy(a, t, w), [probs, p]),
@@ -474,7 +476,9 @@ def test_label_smoothing_out_of_range(smoothing):
         (S.cross_entropy, (rand((3, 5), 0), torch.zeros(3, 5, dtype=torch.long)),
          r"read as class probabilities, which must be floating point"),
         (S.cross_entropy, (rand((3, 5), 0), torch.rand(3, 4)),
-         r"integer class indices.*float target with the input's shape"),
+         r"needs class indices of shape \(3,\); for class probabilities pass a float"),
+        (S.cross_entropy, (rand((3, 5), 0), torch.tensor([0.0, 1.0, 2.0])),
+         r"integer class indices, got dtype torch\.float32; use \.long\(\); for class prob"),
         (S.cross_entropy, (rand((2, 3, 4), 0), torch.tensor([0, 1])),
          r"target has shape \(2,\) but input of shape \(2, 3, 4\) needs .* \(2, 4\)"),
         (S.cross_entropy, (rand((), 0), torch.tensor(0)), r"got a scalar"),
@@ -497,7 +501,7 @@ def test_weight_errors():
     x, y = rand((3, 5), 0), torch.tensor([0, 2, 1])
     with pytest.raises(UserInputError, match=r"weight has shape \(4,\) .* 5 classes.*\(5,\)"):
         S.cross_entropy(x, y, weight=torch.ones(4, dtype=F64))
-    with pytest.raises(UserInputError, match=r"ignore_index=1 cannot be used with probability"):
+    with pytest.raises(UserInputError, match=r"ignore_index=1 cannot be used with probabilities"):
         S.cross_entropy(x, F.softmax(x, 1), ignore_index=1)
     with pytest.raises(UserInputError, match=r"pos_weight has shape \(4,\).*\(3, 5\)"):
         S.binary_cross_entropy_with_logits(x, torch.rand_like(x), pos_weight=torch.ones(4))

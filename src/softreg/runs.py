@@ -18,8 +18,9 @@ import torch
 
 from softreg import __version__
 from softreg.errors import UserInputError
-from softreg.models import Classifier, ModelConfig, Preprocess, build_model
-from softreg.train import History, TrainConfig
+from softreg.models import PREPROCESS, Classifier, ModelConfig, Preprocess, build_model
+from softreg.config import TrainConfig
+from softreg.train import History
 
 FILES = ("config.json", "model.safetensors", "metrics.json", "history.csv")
 
@@ -92,16 +93,31 @@ def save_run(
             writer.writeheader()
             writer.writerows(rows)
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / "run")
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
+            _swap(tmp, out)
         else:
             os.replace(tmp, out)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # disk full, folder removed or made read-only meanwhile
+            raise UserInputError(
+                f"cannot write the run to {out} ({exc.strerror or exc}); free space or choose another --out."
+            ) from None
         raise
     return out
+
+
+def _swap(new: Path, out: Path) -> None:
+    """Replace the run folder ``out`` by ``new``; on failure the old run is put back."""
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+    try:
+        os.replace(out, old / "run")
+        try:
+            os.replace(new, out)
+        except BaseException:
+            os.replace(old / "run", out)
+            raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_json(path: Path, doc: dict) -> None:
@@ -127,24 +143,33 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
         config = TrainConfig.from_dict(doc["train"])
         data_info = doc["data"]
         preprocess_kind = doc["preprocess"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserInputError(f"{path}/config.json is damaged ({exc}); train the run again.") from None
+        if preprocess_kind not in PREPROCESS or preprocess_kind == "auto":
+            raise ValueError(f"unknown preprocessing {preprocess_kind!r}")
+        classes = data_info["classes"]
+        if not isinstance(classes, list) or len(classes) != model_config.n_classes:
+            raise ValueError(f"data.classes does not list the model's {model_config.n_classes} classes")
+        if "spec" not in data_info:  # evaluate and predict find the data through it
+            raise KeyError("spec")
+        net = build_model(model_config)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        detail = f"no {exc} entry" if isinstance(exc, KeyError) else " ".join(str(exc).split())
+        raise UserInputError(f"{path}/config.json is damaged ({detail}); train the run again.") from None
     try:
         state = load_file(str(path / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserInputError(f"{path}/model.safetensors is damaged ({exc}); train the run again.") from None
-    net = build_model(model_config)
     model = Classifier(net, Preprocess(model_config.n_features, preprocess_kind), model_config.n_classes)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserInputError(f"{path}: weights do not match config.json ({first}); train again.") from None
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) <= 300 else detail[:297] + "..."
+        raise UserInputError(f"{path}: weights do not match config.json ({detail}); train again.") from None
     metrics = {}
     if (path / "metrics.json").is_file():
         try:
             metrics = json.loads((path / "metrics.json").read_text())
-        except ValueError:
+        except (OSError, ValueError):
             metrics = {}
     model.eval()
     return LoadedRun(model.to(device), config, model_config, data_info, metrics, path)
