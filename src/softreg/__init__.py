@@ -6,9 +6,15 @@ from softreg.data.base import Dataset, Split  # noqa: E402
 from softreg.errors import SoftregError, UserInputError  # noqa: E402
 from softreg.models import MLP, Classifier, LogisticRegression, SoftmaxRegression  # noqa: E402
 from softreg.config import TrainConfig, make_config  # noqa: E402
-from softreg.train import fit, train  # noqa: E402
+from softreg.data import load_dataset  # noqa: E402
+from softreg.runs import load_run, save_run  # noqa: E402
+from softreg.train import fit  # noqa: E402
+from softreg.estimators import LogisticRegressionClassifier, MLPClassifier, SoftmaxRegressionClassifier  # noqa: E402
+
+# `softreg.train` stays the module (``from softreg.train import train``), not shadowed by its function.
 
 __all__ = [
     "__version__", "Dataset", "Split", "SoftregError", "UserInputError", "MLP", "Classifier",
-    "LogisticRegression", "SoftmaxRegression", "TrainConfig", "fit", "make_config", "train",
+    "LogisticRegression", "SoftmaxRegression", "TrainConfig", "fit", "make_config", "load_dataset", "load_run", "save_run",
+    "SoftmaxRegressionClassifier", "LogisticRegressionClassifier", "MLPClassifier",
 ]

@@ -59,6 +59,14 @@ def train(
     optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd, adam or lbfgs"),
     momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum in [0, 1)"),
     l2: Optional[float] = typer.Option(None, "--l2", help="L2 penalty on the weights"),
+    l1: Optional[float] = typer.Option(None, "--l1", help="L1 penalty on the weights (sparse models)"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="learning rate: constant or cosine"),
+    validation_fraction: Optional[float] = typer.Option(
+        None, "--validation-fraction", help="share of the training set held out for validation"),
+    early_stopping: Optional[bool] = typer.Option(
+        None, "--early-stopping/--no-early-stopping", help="stop when the validation cost stops improving"),
+    patience: Optional[int] = typer.Option(None, "--patience", help="epochs without improvement before stopping"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads; 0 = chosen automatically"),
     init: Optional[str] = typer.Option(None, "--init", help="weight init: default or zeros"),
     no_bias: bool = typer.Option(False, "--no-bias", help="drop every bias term"),
     shuffle: Optional[bool] = typer.Option(None, "--shuffle/--no-shuffle", help="reshuffle every epoch"),
@@ -75,12 +83,15 @@ def train(
     """Train a classifier and save it as a run folder."""
     from softreg.data import load_dataset
     from softreg.runs import check_writable, save_run
-    from softreg.train import make_config, model_config_for, resolve_device
+    from softreg.config import make_config
+    from softreg.train import model_config_for, resolve_device
     from softreg.train import train as run_training
 
     config = make_config(
         recipe, data_name=data, model=model, hidden=_parse_hidden(hidden), activation=activation,
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum, l2=l2,
+        l1=l1, schedule=schedule, validation_fraction=validation_fraction,
+        early_stopping=early_stopping, patience=patience, threads=threads,
         init=init, bias=False if no_bias else None, shuffle=shuffle, drop_last=drop_last, seed=seed,
         device=device, preprocess=preprocess, log_every=log_every,
     )
@@ -115,7 +126,9 @@ def train(
 
 
 def _print_metrics(metrics: dict) -> None:
-    for split in ("train", "test", "val"):
+    if "best_epoch" in metrics:
+        _echo(f"early stopping: kept epoch {metrics['best_epoch']} of {metrics['epochs']}")
+    for split in ("train", "val", "test"):
         if f"{split}_loss" in metrics:
             _echo(f"{split:5s} loss {metrics[f'{split}_loss']:.6f}  accuracy {metrics[f'{split}_accuracy']:.4f}")
     if "train_seconds" in metrics:
@@ -132,7 +145,7 @@ def _load_run_data(run, data: Optional[str], data_dir: Optional[str]):
             f"{spec} has {dataset.n_features} features per sample but the model expects "
             f"{run.model_config.n_features}; evaluate on data shaped like the training data."
         )
-    return dataset
+    return dataset.relabel(run.data["classes"])
 
 
 @app.command()
@@ -170,6 +183,7 @@ def predict(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder"),
 ) -> None:
     """Predict the class of one image, one test sample, or one row of features."""
+    import math
     import random
 
     import torch
@@ -196,8 +210,11 @@ def predict(
             raise UserInputError(f"--features must be numbers separated by commas; got {features!r}.") from None
         if len(values) != run.model_config.n_features:
             raise UserInputError(
-                f"--features has {len(values)} values but the model expects {run.model_config.n_features}."
+                f"--features has {len(values)} values but the model expects {run.model_config.n_features}; "
+                "give one value per feature, in training order."
             )
+        if not all(math.isfinite(v) for v in values):
+            raise UserInputError(f"--features must be finite numbers; got {features!r}. Replace NaN / inf values.")
         sample = torch.tensor([values], dtype=torch.float32)
         what = "features"
     else:
@@ -242,33 +259,42 @@ def datasets(
     _echo("any folder of IDX files, or a .csv / .parquet table, also works as --data PATH")
 
 
+def _one_line(text: str) -> str:
+    """Messages can embed newlines (library errors, file names); the contract is one line."""
+    return " ".join(str(text).split())
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point: user mistakes print one line and exit 2; bugs exit 1 with a traceback."""
-    try:
-        from click import exceptions as click_errors
-    except ImportError:  # newer typer ships its own copy of click
+    try:  # typer >= 0.20 runs on its own copy of click, even when click is installed
         from typer._click import exceptions as click_errors
+    except ImportError:
+        from click import exceptions as click_errors
     no_args = getattr(click_errors, "NoArgsIsHelpError", ())
+    aborts = (typer.Abort, getattr(click_errors, "Abort", typer.Abort))
 
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="softreg", standalone_mode=False)
+        code = command.main(args=argv, prog_name="softreg", standalone_mode=False)
     except no_args as exc:  # bare `softreg` or `softreg CMD`
         typer.echo(exc.ctx.get_help() if exc.ctx else "")
         sys.exit(0)
     except click_errors.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
-        typer.echo(f"softreg: error: {exc.format_message()}{hint}", err=True)
+        typer.echo(f"softreg: error: {_one_line(exc.format_message())}{hint}", err=True)
         sys.exit(2)
-    except typer.Abort:
+    except click_errors.ClickException as exc:
+        typer.echo(f"softreg: error: {_one_line(exc.format_message())}", err=True)
+        sys.exit(2)
+    except (*aborts, KeyboardInterrupt):
         typer.echo("softreg: interrupted", err=True)
         sys.exit(130)
-    except (SoftregError, UserInputError) as exc:
-        typer.echo(f"softreg: error: {exc}", err=True)
+    except SoftregError as exc:
+        typer.echo(f"softreg: error: {_one_line(exc)}", err=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        typer.echo("softreg: interrupted", err=True)
-        sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-    sys.exit(0)
+    # without standalone mode, --help and Ctrl-C come back as an exit code instead of raising
+    if code == 130:
+        typer.echo("softreg: interrupted", err=True)
+    sys.exit(code if isinstance(code, int) else 0)

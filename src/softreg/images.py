@@ -29,7 +29,7 @@ def read_image(path: str | Path, image_shape: tuple[int, int], pixel_max: float,
         with Image.open(path) as img:
             img.load()
             gray = img.convert("L")
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise UserInputError(f"{path}: not a readable image ({exc}); give a PNG or JPEG file.") from None
     h, w = image_shape
     if gray.size != (w, h):

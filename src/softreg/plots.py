@@ -33,16 +33,17 @@ def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
     if not folder.is_dir():
         plt.close(fig)
         raise UserInputError(f"{path}: folder {folder} does not exist; create it or pick another path.")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
-    os.close(fd)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
+        os.close(fd)
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
         os.replace(tmp, path)
-    except PermissionError:
-        raise UserInputError(f"{path}: cannot write there; pick another path.") from None
+    except OSError as exc:  # read-only or pseudo file systems, a folder in the way, disk full
+        raise UserInputError(f"{path}: cannot write there ({exc.strerror or exc}); pick another path.") from None
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
     return path
 

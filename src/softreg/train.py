@@ -35,6 +35,7 @@ from softreg.models import (
 )
 
 EpochCallback = Callable[[dict], None]
+DIVERGED = 1e6  # a mean cross-entropy this large means the updates blew up (uniform guessing costs log C)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -377,20 +378,22 @@ def fit(
     best = (math.inf, None, 0)  # (val cost, weights, epoch)
     stale = 0
     bar = _progress_bar(config.epochs) if progress else None
-    start = time.perf_counter()
+    elapsed = 0.0  # the training loop alone: scoring, callbacks and the progress bar are not counted
     try:
         with cpu_threads(config, device, config.batch_size or n, X.shape[1]):
             for epoch in range(1, config.epochs + 1):
+                tic = time.perf_counter()
                 avg_cost, accuracy = run_epoch(net, optimizer, X, y, w, config, scheduler)
-                if not math.isfinite(avg_cost):
+                elapsed += time.perf_counter() - tic  # run_epoch ends with a device sync
+                if not math.isfinite(avg_cost) or avg_cost > DIVERGED:
                     raise UserInputError(
                         f"training diverged at epoch {epoch} (cost {avg_cost}); lower --lr "
                         f"(now {config.lr}) or standardize the features."
                     )
                 row = dict(epoch=epoch, avg_cost=avg_cost, accuracy=accuracy)
+                row["seconds"] = elapsed
                 if Xv is not None:
                     row["val_loss"], row["val_accuracy"] = _score(net, Xv, yv)
-                row["seconds"] = time.perf_counter() - start
                 history.append(**row)
                 if on_epoch is not None:
                     on_epoch(row)

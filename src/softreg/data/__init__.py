@@ -41,7 +41,8 @@ def load_dataset(
         )
     known = ", ".join(BUILTIN + NAMED_IDX)
     raise UserInputError(
-        f"unknown dataset {name!r}: not a known name ({known}) nor an existing file or folder."
+        f"unknown dataset {name!r}: not a known name ({known}) nor an existing file or folder; "
+        "give one of those names or the path of a .csv / .parquet file or IDX folder."
     )
 
 

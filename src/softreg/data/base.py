@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -52,6 +52,28 @@ class Dataset:
         for d in self.train.X.shape[1:]:
             n *= int(d)
         return n
+
+    def relabel(self, classes: list[str]) -> "Dataset":
+        """The same samples with labels renumbered to ``classes`` (a trained model's class list).
+
+        Class indices follow each source's own class list (a table's sorted labels,
+        for one), so data scored by a model must be renumbered by class name first.
+        """
+        if list(self.classes) == list(classes):
+            return self
+        unknown = [c for c in self.classes if c not in classes]
+        if unknown:
+            shown = ", ".join(repr(c) for c in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise UserInputError(
+                f"{self.name}: class(es) {shown} are not among the model's {len(classes)} classes; "
+                "use data labelled like the training data."
+            )
+        index = torch.tensor([classes.index(c) for c in self.classes], dtype=torch.int64)
+
+        def renumber(split: Split | None) -> Split | None:
+            return None if split is None else Split(split.X, index[split.y])
+
+        return replace(self, train=renumber(self.train), test=renumber(self.test), classes=list(classes))
 
     def validate(self) -> "Dataset":
         """Check shapes, label range and values; raise UserInputError naming the problem."""

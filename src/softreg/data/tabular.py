@@ -32,15 +32,20 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
         raise UserInputError(f"{path}: not a text CSV file; save the table as UTF-8 CSV.") from None
     except csv.Error as exc:
         raise UserInputError(f"{path}: malformed CSV ({exc}); check quoting and delimiters.") from None
+    except OSError as exc:
+        raise UserInputError(
+            f"cannot read {path} ({exc.strerror or exc}); fix its permissions or copy it somewhere readable."
+        ) from None
     if not rows:
         raise UserInputError(f"{path}: the file is empty; give a header and at least one row.")
-    if all(_is_number(cell) for cell in rows[0]):
-        header = [f"c{i + 1}" for i in range(len(rows[0]))]
-    else:
+    has_header = not all(_is_number(cell) for cell in rows[0])
+    if has_header:
         header, rows = [cell.strip() for cell in rows[0]], rows[1:]
+    else:
+        header = [f"c{i + 1}" for i in range(len(rows[0]))]
     if not rows:
         raise UserInputError(f"{path}: the file has a header but no data rows; add rows.")
-    for number, row in enumerate(rows, start=2 if header[0] != "c1" else 1):
+    for number, row in enumerate(rows, start=2 if has_header else 1):
         if len(row) != len(header):
             raise UserInputError(
                 f"{path}: row {number} has {len(row)} fields but the header has {len(header)}; "
@@ -59,7 +64,10 @@ def _read_parquet(path: Path) -> tuple[list[str], list[list]]:
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for damaged files
-        raise UserInputError(f"{path}: not a readable Parquet file ({exc}).") from None
+        detail = " ".join(str(exc).split())
+        raise UserInputError(
+            f"{path}: not a readable Parquet file ({detail}); write it again or export the table as CSV."
+        ) from None
     header = list(table.column_names)
     columns = [table.column(name).to_pylist() for name in header]
     rows = [list(r) for r in zip(*columns)]

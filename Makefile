@@ -1,0 +1,30 @@
+# Fresh machine: `make demo` sets everything up and trains on the bundled digits;
+# `make test` sets everything up and runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test bench clean
+
+$(BIN)/softreg: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# The CPU build of torch first, where this index has it, so no CUDA packages are pulled.
+	$(BIN)/python -m pip install -q torch==2.13.0 || echo "torch==2.13.0 not available here; pip will pick a torch that fits"
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(BIN)/softreg
+
+demo: setup
+	$(BIN)/softreg train --out runs/digits-softmax
+	$(BIN)/softreg predict runs/digits-softmax --index 0 --show runs/digits-softmax/prediction.png
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis build *.egg-info src/*.egg-info

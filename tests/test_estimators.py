@@ -1,0 +1,265 @@
+"""scikit-learn estimators: the common checks, the L2 optimum against LogisticRegression, options, errors."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.datasets import load_digits, load_iris, make_classification
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from softreg import LogisticRegressionClassifier, MLPClassifier, SoftmaxRegressionClassifier
+
+ESTIMATORS = [SoftmaxRegressionClassifier, LogisticRegressionClassifier, MLPClassifier]
+
+
+@parametrize_with_checks([
+    SoftmaxRegressionClassifier(),
+    LogisticRegressionClassifier(),
+    # a smaller, faster-learning network keeps the checks quick; the defaults are tested below
+    MLPClassifier(hidden_layer_sizes=(16,), learning_rate=0.01, max_iter=50),
+    # minibatch SGD, which also runs the partial_fit checks
+    SoftmaxRegressionClassifier(optimizer="sgd"),
+])
+def test_sklearn_common_checks(estimator, check, monkeypatch):
+    # The NumPy-input array API check only asks that the flag be set: SciPy's own array API
+    # support (read when SciPy is imported) plays no part with NumPy arrays.
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Standardized digits split into train and test: (X_train, X_test, y_train, y_test)."""
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    return train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
+
+
+def _objective(coef, intercept, X, y, l2):
+    """Mean cross-entropy plus l2/2 * ||coef||^2, in float64."""
+    scores = X @ coef.T + intercept  # (N, C)
+    scores = scores - scores.max(axis=1, keepdims=True)
+    log_proba = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+    return -log_proba[np.arange(len(y)), y].mean() + 0.5 * l2 * (coef**2).sum()
+
+
+def test_softmax_reaches_logistic_regression_optimum(digits):
+    X, _, y, _ = digits
+    C = 1.0
+    alpha = 1.0 / (C * len(y))  # C * sum(loss) + ||W||^2 / 2, divided by C * n
+    reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
+    ours = SoftmaxRegressionClassifier(alpha=alpha, random_state=0).fit(X, y)
+    assert ours.coef_.shape == reference.coef_.shape == (10, 64)
+    best = _objective(reference.coef_, reference.intercept_, X, y, alpha)
+    got = _objective(ours.coef_, ours.intercept_, X, y, alpha)
+    assert abs(got - best) / best < 1e-4, (got, best)
+    assert ours.n_iter_ < ours.max_iter  # stopped by convergence, not by max_iter
+
+
+def test_partial_fit_over_minibatches_matches_fit(digits):
+    X, X_test, y, y_test = digits
+    full = SoftmaxRegressionClassifier(random_state=0).fit(X, y).score(X_test, y_test)
+    online = SoftmaxRegressionClassifier(optimizer="sgd", random_state=0)
+    rng = np.random.RandomState(0)
+    for _ in range(10):
+        for batch in np.array_split(rng.permutation(len(y)), 10):
+            online.partial_fit(X[batch], y[batch], classes=np.arange(10))
+    assert online.n_iter_ == 100 and len(online.loss_curve_) == 100
+    assert online.loss_curve_[-1] < online.loss_curve_[0] / 5
+    assert abs(online.score(X_test, y_test) - full) <= 0.02
+    assert full > 0.93
+
+
+def test_partial_fit_classes_rules():
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxRegressionClassifier(optimizer="adam")
+    with pytest.raises(ValueError, match="classes must be passed on the first call to partial_fit"):
+        clf.partial_fit(X, y)
+    clf.partial_fit(X[y < 2], y[y < 2], classes=[0, 1, 2])
+    assert clf.predict_proba(X).shape == (150, 3)
+    with pytest.raises(ValueError, match=r"y contains label\(s\) \[7\] not in classes_ \[0, 1, 2\]"):
+        clf.partial_fit(X[:2], [0, 7])
+    with pytest.raises(ValueError, match=r"classes=\[0, 1\] differs from the classes of the first call"):
+        clf.partial_fit(X[:2], [0, 1], classes=[0, 1])
+    with pytest.raises(ValueError, match="X has 3 features, but SoftmaxRegressionClassifier is expecting 4"):
+        clf.partial_fit(X[:, :3], y)
+
+
+def test_partial_fit_needs_a_minibatch_optimizer():
+    clf = SoftmaxRegressionClassifier()  # lbfgs
+    assert not hasattr(clf, "partial_fit")
+    with pytest.raises(AttributeError, match="optimizer='lbfgs' .* Set optimizer='sgd'"):
+        clf.partial_fit([[0.0], [1.0]], [0, 1], classes=[0, 1])
+    with pytest.raises(ValueError, match="class_weight='balanced' is not supported by partial_fit"):
+        SoftmaxRegressionClassifier(optimizer="sgd", class_weight="balanced").partial_fit(
+            [[0.0], [1.0]], [0, 1], classes=[0, 1])
+
+
+def test_meta_estimators():
+    X, y = load_iris(return_X_y=True)
+    pipe = make_pipeline(StandardScaler(), SoftmaxRegressionClassifier(random_state=0))
+    assert pipe.fit(X, y).score(X, y) > 0.95
+    assert cross_val_score(pipe, X, y, cv=3).mean() > 0.9
+    search = GridSearchCV(pipe, {"softmaxregressionclassifier__alpha": [1e-4, 10.0]}, cv=3).fit(X, y)
+    assert search.best_params_ == {"softmaxregressionclassifier__alpha": 1e-4}
+    calibrated = CalibratedClassifierCV(
+        make_pipeline(StandardScaler(), LogisticRegressionClassifier(random_state=0)), cv=3
+    ).fit(X[y > 0], y[y > 0])
+    proba = calibrated.predict_proba(X[y > 0])
+    assert proba.shape == (100, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert calibrated.score(X[y > 0], y[y > 0]) > 0.9
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_string_labels_round_trip(Estimator):
+    X, y = load_iris(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X)[y > 0], np.array(["setosa", "versicolor", "virginica"])[y[y > 0]]
+    clf = Estimator(random_state=0).fit(X, y)
+    assert clf.classes_.tolist() == ["versicolor", "virginica"]
+    assert set(clf.predict(X)) == {"versicolor", "virginica"}
+    assert clf.score(X, y) > 0.9
+    decision = clf.decision_function(X)
+    assert decision.shape == (100,)  # binary: the log-odds of classes_[1]
+    assert np.array_equal(clf.predict(X), clf.classes_[(decision > 0).astype(int)])
+    assert np.allclose(clf.predict_proba(X)[:, 1], 1 / (1 + np.exp(-decision)))
+
+
+def test_linear_shapes_and_decision_function():
+    X, y = load_iris(return_X_y=True)
+    multi = SoftmaxRegressionClassifier(random_state=0).fit(X, y)
+    assert multi.coef_.shape == (3, 4) and multi.intercept_.shape == (3,)
+    assert multi.decision_function(X).shape == (150, 3)
+    assert np.allclose(multi.decision_function(X), X @ multi.coef_.T + multi.intercept_)
+    for Estimator in (SoftmaxRegressionClassifier, LogisticRegressionClassifier):
+        binary = Estimator(random_state=0).fit(X[y > 0], y[y > 0])  # two outputs, or one logit
+        assert binary.coef_.shape == (1, 4) and binary.intercept_.shape == (1,)
+        expected = X @ binary.coef_[0] + binary.intercept_[0]
+        assert np.allclose(binary.decision_function(X), expected)
+    assert not hasattr(MLPClassifier(), "coef_")
+
+
+def test_balanced_class_weight_favours_the_minority_class():
+    X, y = make_classification(n_samples=400, weights=[0.9, 0.1], class_sep=0.5, random_state=0)
+    plain = SoftmaxRegressionClassifier(random_state=0).fit(X, y).predict(X)
+    balanced = SoftmaxRegressionClassifier(class_weight="balanced", random_state=0).fit(X, y).predict(X)
+    assert (balanced == 1).sum() > 2 * (plain == 1).sum()
+    assert (balanced[y == 1] == 1).mean() > (plain[y == 1] == 1).mean()
+
+
+@pytest.mark.parametrize("params", [{}, {"optimizer": "sgd"}])
+def test_sample_weight_two_equals_a_repeated_row(params):
+    X, y = load_iris(return_X_y=True)
+    weight = np.where(np.arange(150) % 3 == 0, 2.0, 1.0)
+    weighted = SoftmaxRegressionClassifier(random_state=0, **params).fit(X, y, sample_weight=weight)
+    repeated = SoftmaxRegressionClassifier(random_state=0, **params).fit(
+        np.vstack([X, X[::3]]), np.concatenate([y, y[::3]]))
+    plain = SoftmaxRegressionClassifier(random_state=0, **params).fit(X, y)
+    assert np.allclose(weighted.coef_, repeated.coef_, atol=1e-6)
+    assert not np.allclose(weighted.coef_, plain.coef_, atol=1e-2)
+
+
+def test_sparse_input_gives_the_dense_model(digits):
+    X, _, y, _ = digits
+    X = np.where(np.abs(X) < 0.5, 0.0, X)
+    dense = SoftmaxRegressionClassifier(random_state=0).fit(X, y)
+    sparse = SoftmaxRegressionClassifier(random_state=0).fit(sp.csr_matrix(X), y)
+    assert np.allclose(dense.coef_, sparse.coef_, atol=1e-6)
+    assert np.allclose(dense.predict_proba(X), sparse.predict_proba(sp.csr_matrix(X)), atol=1e-9)
+
+
+def test_warm_start_continues_from_the_previous_weights(digits):
+    X, _, y, _ = digits
+    clf = SoftmaxRegressionClassifier(optimizer="sgd", max_iter=3, warm_start=True, random_state=0)
+    clf.fit(X, y)
+    model, first = clf.model_, clf.loss_curve_
+    clf.fit(X, y)
+    assert clf.model_ is model
+    assert clf.loss_curve_[0] < first[-1] < first[0]
+    cold = SoftmaxRegressionClassifier(optimizer="sgd", max_iter=3, random_state=0).fit(X, y)
+    assert cold.model_ is not model and cold.loss_curve_ == pytest.approx(first)
+
+
+def test_early_stopping_stops_before_max_iter(digits):
+    X, _, y, _ = digits
+    clf = MLPClassifier(early_stopping=True, n_iter_no_change=3, max_iter=500, random_state=0).fit(X, y)
+    assert clf.n_iter_ < 500 and clf.n_iter_ == len(clf.history_) == len(clf.loss_curve_)
+    assert "val_loss" in clf.history_.rows[0] and clf.history_.best_epoch <= clf.n_iter_
+    assert clf.score(X, y) > 0.9
+
+
+def test_training_loss_convergence_stops_and_warns_otherwise(digits):
+    X, _, y, _ = digits
+    with pytest.warns(UserWarning, match="ran max_iter=2 epochs"):
+        assert MLPClassifier(max_iter=2, random_state=0).fit(X, y).n_iter_ == 2
+
+
+def test_l1_penalty_gives_exact_zeros(digits):
+    X, _, y, _ = digits
+    l1 = SoftmaxRegressionClassifier(penalty="l1", alpha=0.01, optimizer="sgd", random_state=0).fit(X, y)
+    l2 = SoftmaxRegressionClassifier(penalty="l2", alpha=0.01, optimizer="sgd", random_state=0).fit(X, y)
+    assert (l1.coef_ == 0).mean() > 0.3
+    assert (l2.coef_ == 0).sum() == 0
+    assert l1.score(X, y) > 0.85
+
+
+def test_fit_leaves_the_global_random_state_alone():
+    X, y = load_iris(return_X_y=True)
+    np_state, torch_state = np.random.get_state()[1].copy(), torch.get_rng_state()
+    SoftmaxRegressionClassifier(optimizer="sgd", random_state=3).fit(X, y)
+    assert np.array_equal(np.random.get_state()[1], np_state)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_parameter_rules_cover_every_parameter(Estimator):
+    assert set(Estimator._parameter_constraints) == set(Estimator().get_params())
+
+
+@pytest.mark.parametrize("Estimator, params, message", [
+    (SoftmaxRegressionClassifier, {"alpha": -1},
+     "The 'alpha' parameter of SoftmaxRegressionClassifier must be a float in the range [0, inf). Got -1 instead."),
+    (LogisticRegressionClassifier, {"penalty": "l3"},
+     "The 'penalty' parameter of LogisticRegressionClassifier must be a str among"),
+    (MLPClassifier, {"hidden_layer_sizes": (0,)},
+     "The 'hidden_layer_sizes' parameter of MLPClassifier must be a tuple of positive integers "
+     "(units per hidden layer). Got (0,) instead. Example: hidden_layer_sizes=(100,)."),
+    (MLPClassifier, {"hidden_layer_sizes": 0},
+     "The 'hidden_layer_sizes' parameter of MLPClassifier must be an array-like or an int in the range"),
+    (MLPClassifier, {"activation": "softplus"}, "The 'activation' parameter of MLPClassifier must be a str among"),
+    (SoftmaxRegressionClassifier, {"optimizer": "rmsprop"},
+     "The 'optimizer' parameter of SoftmaxRegressionClassifier must be a str among"),
+    (SoftmaxRegressionClassifier, {"penalty": "l1"},
+     "penalty='l1' has an L1 part, which optimizer='lbfgs' cannot minimise (it is not smooth). "
+     "Use optimizer='sgd' or 'adam'"),
+])
+def test_invalid_parameters_are_named(Estimator, params, message):
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError) as info:
+        Estimator(**params).fit(X, y)
+    assert message in str(info.value)
+
+
+def test_bad_input_raises_sklearn_errors():
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxRegressionClassifier()
+    with pytest.raises(NotFittedError, match="This SoftmaxRegressionClassifier instance is not fitted yet"):
+        clf.predict(X)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        clf.fit(bad, y)
+    clf.fit(X, y)
+    with pytest.raises(ValueError, match="X has 3 features, but SoftmaxRegressionClassifier is expecting 4"):
+        clf.predict(X[:, :3])
+    with pytest.raises(ValueError, match="got 1 class, \\[0\\]. Add samples of another class"):
+        SoftmaxRegressionClassifier().fit(X[:10], y[:10])
+    with pytest.raises(ValueError, match="Only binary classification is supported.*use SoftmaxRegressionClassifier"):
+        LogisticRegressionClassifier().fit(X, y)
+    with pytest.raises(ValueError, match="warm_start needs the classes of the previous fit"):
+        SoftmaxRegressionClassifier(warm_start=True).fit(X, y).fit(X[y > 0], y[y > 0])
