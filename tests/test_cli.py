@@ -387,7 +387,7 @@ def test_train_on_idx_folder_then_evaluate_reproduces_metrics(run_cli, trained_i
     assert len(_history(run)) == 5
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["spec"] == str(folder.resolve())
-    assert config["data"]["image_shape"] == [28, 28] and config["preprocess"] == "pixels"
+    assert config["data"]["image_shape"] == [28, 28] and config["preprocess"] == "standardize"
 
     code, stdout, err = run_cli("evaluate", run)
     assert code == 0, err
@@ -708,3 +708,32 @@ def test_console_script_trains(tmp_path):
     assert "Traceback" not in done.stderr
     assert f"saved run to {out}" in done.stdout
     assert (out / "model.safetensors").is_file()
+
+
+def test_report_and_evaluate_help_name_their_options(run_cli):
+    code, stdout, _ = run_cli("report", "--help")
+    assert code == 0 and "--out" in stdout and "HTML" in stdout
+    code, stdout, _ = run_cli("evaluate", "--help")
+    assert code == 0 and "--top-k" in stdout and "--no-save" in stdout
+
+
+def test_predict_show_titles_prediction_and_truth(run_cli, trained_idx_run, tmp_path, monkeypatch):
+    """--show draws with the report's code: predicted and true class, red when they differ."""
+    from softreg import plots
+
+    drawn = []
+    original = plots.prediction_figure
+
+    def spy(*args, **kwargs):
+        drawn.append(original(*args, **kwargs))
+        return drawn[-1]
+
+    folder, run = trained_idx_run
+    test = load_dataset(str(folder)).test
+    predicted = int(load_run(run).model.predict(test.X[:1])[0])
+    monkeypatch.setattr(plots, "prediction_figure", spy)
+    code, _, err = run_cli("predict", run, "--index", "0", "--show", tmp_path / "p.png")
+    assert code == 0, err
+    title = drawn[0].axes[0].title
+    assert title.get_text() == f"predicted: {predicted}\ntrue: {int(test.y[0])}"
+    assert (title.get_color() == plots.WRONG) == (predicted != int(test.y[0]))

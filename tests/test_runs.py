@@ -59,7 +59,7 @@ def test_round_trip_gives_identical_predictions(tmp_path, data, settings):
 
 def test_round_trip_on_images_keeps_the_preprocessing(tmp_path, idx_dir):
     out = tmp_path / "run"
-    dataset, result = _train_and_save(out, str(idx_dir), epochs=2, batch_size=20)
+    dataset, result = _train_and_save(out, str(idx_dir), epochs=2, batch_size=20, preprocess="pixels")
     run = load_run(out)
     assert run.model.preprocess.kind == "pixels"
     # raw 0..255 pixels go in; the stored transform scales them exactly as in training

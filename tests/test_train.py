@@ -119,7 +119,7 @@ def test_fast_path_reproduces_the_dataloader_loop():
     and softreg's in-tensor loop visit the same minibatches and give the same costs."""
     X, y = _blobs(n=250, f=8, c=3)
     config = TrainConfig(batch_size=20, lr=0.1, momentum=0.0, epochs=3, drop_last=True,
-                         shuffle=True, seed=777, preprocess="none")
+                         shuffle=True, seed=777, preprocess="none", l2=0.0, average=0.0)
     data = Dataset("blobs", Split(X, y), None, ["a", "b", "c"])
     ours = train(data, config).history.avg_cost
 
@@ -172,7 +172,7 @@ def test_lbfgs_reaches_the_l2_optimum_of_scikit_learn():
     C = 1.0
     l2 = 1.0 / (C * len(y))  # sklearn minimises C * sum(loss) + ||W||^2 / 2
     sk = SkLogReg(C=C, max_iter=5000, tol=1e-10).fit(X.numpy(), y.numpy())
-    result = train(data, make_config(optimizer="lbfgs", lr=1.0, epochs=60, l2=l2))
+    result = train(data, make_config(optimizer="lbfgs", lr=1.0, epochs=60, l2=l2, preprocess="pixels"))
     net = result.model.net.linear
 
     def objective(W, b):
@@ -209,13 +209,13 @@ def test_validation_split_is_stratified_and_disjoint():
 def test_l1_gives_exact_zeros_and_cosine_schedule_decays():
     data = load_dataset("digits")
     seen = []
-    sparse = train(data, make_config(l1=0.05, epochs=5, schedule="cosine"),
+    sparse = train(data, make_config(l1=0.05, epochs=5, schedule="cosine", batch_size=128, preprocess="pixels"),
                    on_epoch=lambda row: seen.append(row["epoch"]))
     weight = sparse.model.net.linear.weight
     assert (weight == 0).float().mean() > 0.3
     assert sparse.metrics["test_accuracy"] > 0.85
     assert seen == [1, 2, 3, 4, 5]
-    dense = train(data, make_config(epochs=5))
+    dense = train(data, make_config(epochs=5, batch_size=128, preprocess="pixels"))
     assert (dense.model.net.linear.weight == 0).float().mean() < 0.01
 
 
@@ -285,3 +285,20 @@ def test_unknown_recipe_and_diverging_training():
     data = Dataset("big", Split(torch.randn(50, 3) * 1e30, torch.randint(0, 2, (50,))), None, ["a", "b"])
     with pytest.raises(UserInputError, match="diverged"):
         train(data, make_config(preprocess="none", lr=10.0, epochs=3))
+
+
+def test_automatic_batch_size_and_epochs_scale_with_the_data():
+    auto = TrainConfig()
+    assert (auto.resolved(60000).batch_size, auto.resolved(60000).epochs) == (512, 6)
+    assert (auto.resolved(1437).batch_size, auto.resolved(1437).epochs) == (32, 16)
+    assert auto.resolved(100).batch_size == 16
+    fixed = TrainConfig(batch_size=0, epochs=3).resolved(1000)
+    assert (fixed.batch_size, fixed.epochs) == (0, 3)
+    assert auto.batch_size is None  # resolving returns a copy
+
+
+def test_weight_averaging_smooths_the_last_iterate():
+    data = load_dataset("digits")
+    plain = train(data, make_config(average=0.0, lr=0.5, batch_size=16, epochs=3, seed=3))
+    averaged = train(data, make_config(average=0.75, lr=0.5, batch_size=16, epochs=3, seed=3))
+    assert averaged.metrics["train_loss"] < plain.metrics["train_loss"]

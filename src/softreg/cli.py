@@ -101,6 +101,7 @@ def train(
     n_test = len(dataset.test) if dataset.test is not None else 0
     _echo(f"data: {dataset.name} ({dataset.source}): {len(dataset.train)} train, {n_test} test, "
           f"{dataset.n_features} features, {dataset.n_classes} classes")
+    config = config.resolved(round(len(dataset.train) * (1 - config.validation_fraction)))
     _echo(f"model: {config.model}  optimizer: {config.optimizer} lr {config.lr}  "
           f"batch {config.batch_size or 'all'}  epochs {config.epochs}  seed {config.seed}  "
           f"device {device_used}  recipe {config.recipe}")
@@ -119,7 +120,7 @@ def train(
         "pixel_max": dataset.pixel_max, "feature_names": dataset.feature_names,
         "n_train": len(dataset.train), "n_test": n_test,
     }
-    save_run(out, result.model, config, model_config_for(dataset, config), data_info,
+    save_run(out, result.model, result.config, model_config_for(dataset, result.config), data_info,
              result.metrics, result.history)
     _print_metrics(result.metrics)
     _echo(f"saved run to {out}")
@@ -153,21 +154,32 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="a run folder written by `softreg train`"),
     data: Optional[str] = typer.Option(None, "--data", help="score on this data instead of the run's own"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder"),
+    top_k: int = typer.Option(5, "--top-k", help="k of the top-k accuracy (capped at the number of classes)"),
+    device: str = typer.Option("auto", "--device", help="where to score: auto, cpu, cuda or cuda:N"),
+    save: bool = typer.Option(True, "--save/--no-save", help="write RUN/evaluation.json"),
 ) -> None:
-    """Score a saved run on its test split (and training split)."""
-    from softreg.evaluate import evaluate as score
+    """Score a saved run: accuracy, log loss, top-k, per-class precision / recall / F1, confusion matrix."""
+    from softreg.evaluate import check_top_k, evaluate_split, format_metrics, write_json
     from softreg.runs import load_run
+    from softreg.train import resolve_device
 
-    run = load_run(run_dir)
+    check_top_k(top_k)
+    run = load_run(run_dir, device=str(resolve_device(device)))
     dataset = _load_run_data(run, data, data_dir)
-    metrics = {}
-    for split_name, split in (("train", dataset.train), ("test", dataset.test)):
-        if split is not None:
-            result = score(run.model, split)
-            metrics[f"{split_name}_loss"] = result["loss"]
-            metrics[f"{split_name}_accuracy"] = result["accuracy"]
+    classes = run.data["classes"]
+    splits = {name: evaluate_split(run.model, split, classes, top_k)
+              for name, split in (("train", dataset.train), ("test", dataset.test)) if split is not None}
+    if save:
+        doc = {"run": str(run_dir), "data": data or run.data["spec"], "classes": classes, "splits": splits}
+        written = write_json(Path(run_dir) / "evaluation.json", doc)
     _echo(f"run: {run_dir}  data: {dataset.name}")
-    _print_metrics(metrics)
+    _print_metrics({f"{name}_{key}": result[field] for name, result in splits.items()
+                    for key, field in (("loss", "log_loss"), ("accuracy", "accuracy"))})
+    main_split = "test" if "test" in splits else "train"
+    _echo()
+    _echo(format_metrics(splits[main_split], f"{main_split} split: {splits[main_split]['n']} samples"))
+    if save:
+        _echo(f"\nwrote {written}")
 
 
 @app.command()
@@ -238,8 +250,36 @@ def predict(
         from softreg.plots import prediction_figure, save_figure
 
         shown = sample[0].float()
-        save_figure(prediction_figure(shown, probs, classes, image_shape, true_label), show)
+        save_figure(prediction_figure(shown, probs, classes, image_shape, true_label,
+                                      feature_names=run.data.get("feature_names")), show)
         _echo(f"wrote {show}")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="a run folder written by `softreg train`"),
+    out: Optional[Path] = typer.Option(None, "--out", help="folder for the pictures and index.html (default RUN/report)"),
+    data: Optional[str] = typer.Option(None, "--data", help="draw predictions on this data instead of the run's own"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder"),
+    top_k: int = typer.Option(5, "--top-k", help="k of the top-k accuracy (capped at the number of classes)"),
+    device: str = typer.Option("auto", "--device", help="where to score: auto, cpu, cuda or cuda:N"),
+) -> None:
+    """Draw a run's pictures (curves, weights, confusion matrix, predictions) into PNG files and one HTML page."""
+    from softreg.evaluate import check_top_k
+    from softreg.report import prepare_folder, write_report
+    from softreg.runs import load_run
+    from softreg.train import resolve_device
+
+    check_top_k(top_k)
+    run = load_run(run_dir, device=str(resolve_device(device)))
+    folder = prepare_folder(out if out is not None else Path(run_dir) / "report")
+    dataset = _load_run_data(run, data, data_dir)
+    done = write_report(run, dataset, folder, top_k=top_k)
+    for picture in done.pictures:
+        _echo(f"wrote {done.folder / picture.file}")
+    for note in done.notes:
+        _echo(f"note: {note}")
+    _echo(f"wrote {done.page}")
 
 
 @app.command()

@@ -236,7 +236,38 @@ def choose_step(net: torch.nn.Module):
     return linear_step if isinstance(net, (SoftmaxRegression, LogisticRegression)) else autograd_step
 
 
-def run_epoch(net, optimizer, X, y, w, config: TrainConfig, scheduler=None) -> tuple[float, float]:
+class WeightAverage:
+    """Running mean of the parameters over the final updates (Polyak-Ruppert averaging).
+
+    SGD's last iterate jitters around the optimum; the mean of the iterates sits
+    closer to it. ``start`` is the update from which iterates are averaged.
+    """
+
+    def __init__(self, net: torch.nn.Module, start: int):
+        self.net = net
+        self.start = start
+        self.k = 0
+        self.count = 0
+        self.mean = [p.detach().clone() for p in net.parameters()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.k += 1
+        if self.k < self.start:
+            return
+        self.count += 1
+        for mean, p in zip(self.mean, self.net.parameters()):
+            mean.lerp_(p, 1.0 / self.count)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        if self.count:
+            for mean, p in zip(self.mean, self.net.parameters()):
+                p.copy_(mean)
+
+
+def run_epoch(net, optimizer, X, y, w, config: TrainConfig, scheduler=None,
+              average: WeightAverage | None = None) -> tuple[float, float]:
     """One pass over (X, y) with optional sample weights w; returns (mean minibatch cost, accuracy)."""
     n = X.shape[0]
     if config.optimizer == "lbfgs":
@@ -264,6 +295,8 @@ def run_epoch(net, optimizer, X, y, w, config: TrainConfig, scheduler=None) -> t
             l1_prox(net, optimizer.param_groups[0]["lr"] * config.l1)
         if scheduler is not None:
             scheduler.step()
+        if average is not None:
+            average.update()
         total_cost += cost
         total_correct += correct
         seen += stop - start
@@ -358,6 +391,7 @@ def fit(
     device = resolve_device(config.device)
     model.to(device)
     n = len(data.train)
+    config = config.resolved(n)
     if config.drop_last and config.batch_size > n:
         raise UserInputError(
             f"batch size {config.batch_size} with drop_last leaves no full batch of the {n} "
@@ -374,6 +408,10 @@ def fit(
     optimizer = make_optimizer(net, config)
     steps = len(batch_slices(n, config.batch_size, config.drop_last))
     scheduler = make_scheduler(optimizer, config, steps)
+    average = None
+    if config.average > 0 and config.optimizer != "lbfgs" and not config.l1:  # a mean of sparse iterates is not sparse
+        total = config.epochs * steps
+        average = WeightAverage(net, start=total - int(config.average * total) + 1)
     history = History()
     best = (math.inf, None, 0)  # (val cost, weights, epoch)
     stale = 0
@@ -383,7 +421,7 @@ def fit(
         with cpu_threads(config, device, config.batch_size or n, X.shape[1]):
             for epoch in range(1, config.epochs + 1):
                 tic = time.perf_counter()
-                avg_cost, accuracy = run_epoch(net, optimizer, X, y, w, config, scheduler)
+                avg_cost, accuracy = run_epoch(net, optimizer, X, y, w, config, scheduler, average)
                 elapsed += time.perf_counter() - tic  # run_epoch ends with a device sync
                 if not math.isfinite(avg_cost) or avg_cost > DIVERGED:
                     raise UserInputError(
@@ -409,6 +447,8 @@ def fit(
     finally:
         if bar is not None:
             bar[0].stop()
+    if average is not None:
+        average.apply()
     if best[1] is not None:
         net.load_state_dict(best[1])
         history.best_epoch = best[2]
@@ -486,6 +526,7 @@ def train(
     config.validate()
     seed_everything(config.seed)
     data, validation = split_validation(data, config.validation_fraction, config.seed)
+    config = config.resolved(len(data.train))
     model = build_classifier(data, config)
     history = fit(model, data, config, validation=validation, on_epoch=on_epoch, progress=progress)
     metrics: dict = {"train_seconds": history.rows[-1]["seconds"], "epochs": len(history)}
