@@ -6,16 +6,20 @@ import scipy.sparse as sp
 import torch
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import load_digits, load_iris, make_classification
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.utils.estimator_checks import check_param_validation, parametrize_with_checks
+from threadpoolctl import threadpool_limits
 
 from softreg import LogisticRegressionClassifier, MLPClassifier, SoftmaxRegressionClassifier
 
 ESTIMATORS = [SoftmaxRegressionClassifier, LogisticRegressionClassifier, MLPClassifier]
+
+# Short runs (small max_iter in the checks and here) are deliberate; one test asserts the warning.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 @parametrize_with_checks([
@@ -53,7 +57,8 @@ def test_softmax_reaches_logistic_regression_optimum(digits):
     X, _, y, _ = digits
     C = 1.0
     alpha = 1.0 / (C * len(y))  # C * sum(loss) + ||W||^2 / 2, divided by C * n
-    reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
+    with threadpool_limits(1):  # OpenMP threads in sklearn's loss crawl on a busy machine
+        reference = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
     ours = SoftmaxRegressionClassifier(alpha=alpha, random_state=0).fit(X, y)
     assert ours.coef_.shape == reference.coef_.shape == (10, 64)
     best = _objective(reference.coef_, reference.intercept_, X, y, alpha)
@@ -65,7 +70,7 @@ def test_softmax_reaches_logistic_regression_optimum(digits):
 def test_partial_fit_over_minibatches_matches_fit(digits):
     X, X_test, y, y_test = digits
     full = SoftmaxRegressionClassifier(random_state=0).fit(X, y).score(X_test, y_test)
-    online = SoftmaxRegressionClassifier(optimizer="sgd", random_state=0)
+    online = SoftmaxRegressionClassifier(optimizer="sgd", learning_rate=0.05, random_state=0)
     rng = np.random.RandomState(0)
     for _ in range(10):
         for batch in np.array_split(rng.permutation(len(y)), 10):
@@ -94,8 +99,9 @@ def test_partial_fit_classes_rules():
 def test_partial_fit_needs_a_minibatch_optimizer():
     clf = SoftmaxRegressionClassifier()  # lbfgs
     assert not hasattr(clf, "partial_fit")
-    with pytest.raises(AttributeError, match="optimizer='lbfgs' .* Set optimizer='sgd'"):
+    with pytest.raises(AttributeError) as info:
         clf.partial_fit([[0.0], [1.0]], [0, 1], classes=[0, 1])
+    assert "has optimizer='lbfgs' (full batch). Set optimizer='sgd'" in str(info.value.__cause__)
     with pytest.raises(ValueError, match="class_weight='balanced' is not supported by partial_fit"):
         SoftmaxRegressionClassifier(optimizer="sgd", class_weight="balanced").partial_fit(
             [[0.0], [1.0]], [0, 1], classes=[0, 1])
@@ -193,19 +199,21 @@ def test_early_stopping_stops_before_max_iter(digits):
     assert clf.score(X, y) > 0.9
 
 
-def test_training_loss_convergence_stops_and_warns_otherwise(digits):
+def test_max_iter_before_convergence_warns(digits):
     X, _, y, _ = digits
-    with pytest.warns(UserWarning, match="ran max_iter=2 epochs"):
+    with pytest.warns(ConvergenceWarning, match="ran max_iter=2 epochs and the training cost was still improving"):
         assert MLPClassifier(max_iter=2, random_state=0).fit(X, y).n_iter_ == 2
 
 
 def test_l1_penalty_gives_exact_zeros(digits):
     X, _, y, _ = digits
-    l1 = SoftmaxRegressionClassifier(penalty="l1", alpha=0.01, optimizer="sgd", random_state=0).fit(X, y)
-    l2 = SoftmaxRegressionClassifier(penalty="l2", alpha=0.01, optimizer="sgd", random_state=0).fit(X, y)
-    assert (l1.coef_ == 0).mean() > 0.3
+    live = X.std(axis=0) > 0  # digits has a few pixels that are always blank
+    l1 = SoftmaxRegressionClassifier(penalty="l1", alpha=0.02, optimizer="sgd", random_state=0).fit(X, y)
+    l2 = SoftmaxRegressionClassifier(penalty="l2", alpha=0.02, optimizer="sgd", random_state=0).fit(X, y)
+    assert (l1.coef_[:, ~live] == 0).all()
+    assert (l1.coef_[:, live] == 0).mean() > 0.2
     assert (l2.coef_ == 0).sum() == 0
-    assert l1.score(X, y) > 0.85
+    assert l1.score(X, y) > 0.9
 
 
 def test_fit_leaves_the_global_random_state_alone():
@@ -219,11 +227,13 @@ def test_fit_leaves_the_global_random_state_alone():
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
 def test_parameter_rules_cover_every_parameter(Estimator):
     assert set(Estimator._parameter_constraints) == set(Estimator().get_params())
+    # scikit-learn's own check that every rule rejects what it should, with its message
+    check_param_validation(Estimator.__name__, Estimator(max_iter=5))
 
 
 @pytest.mark.parametrize("Estimator, params, message", [
     (SoftmaxRegressionClassifier, {"alpha": -1},
-     "The 'alpha' parameter of SoftmaxRegressionClassifier must be a float in the range [0, inf). Got -1 instead."),
+     "The 'alpha' parameter of SoftmaxRegressionClassifier must be a float in the range [0.0, inf). Got -1 instead."),
     (LogisticRegressionClassifier, {"penalty": "l3"},
      "The 'penalty' parameter of LogisticRegressionClassifier must be a str among"),
     (MLPClassifier, {"hidden_layer_sizes": (0,)},
@@ -263,3 +273,11 @@ def test_bad_input_raises_sklearn_errors():
         LogisticRegressionClassifier().fit(X, y)
     with pytest.raises(ValueError, match="warm_start needs the classes of the previous fit"):
         SoftmaxRegressionClassifier(warm_start=True).fit(X, y).fit(X[y > 0], y[y > 0])
+
+
+def test_partial_fit_divergence_is_reported():
+    X, y = load_iris(return_X_y=True)
+    clf = SoftmaxRegressionClassifier(optimizer="sgd", learning_rate=1e30)
+    with pytest.raises(ValueError, match="partial_fit diverged .* lower learning_rate"):
+        for _ in range(5):
+            clf.partial_fit(X * 1e10, y, classes=[0, 1, 2])

@@ -34,7 +34,7 @@ from softreg.models import (
     scores_to_labels,
 )
 
-EpochCallback = Callable[[dict], None]
+EpochCallback = Callable[[dict], "bool | None"]
 DIVERGED = 1e6  # a mean cross-entropy this large means the updates blew up (uniform guessing costs log C)
 
 
@@ -377,7 +377,6 @@ def fit(
     sample_weight: torch.Tensor | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = False,
-    reset_optimizer: bool = True,
 ) -> History:
     """Train ``model`` in place on ``data.train``; returns the per-epoch History.
 
@@ -385,6 +384,7 @@ def fit(
         with ``config.early_stopping`` training stops once it stops improving and
         the best epoch's weights are restored.
     sample_weight : optional tensor of shape (n_train,) scaling each sample's cost.
+    on_epoch : called with each epoch's row; returning True ends training after that epoch.
 
     The random draws follow the seed set by the caller (see ``train``).
     """
@@ -425,18 +425,19 @@ def fit(
                 elapsed += time.perf_counter() - tic  # run_epoch ends with a device sync
                 if not math.isfinite(avg_cost) or avg_cost > DIVERGED:
                     raise UserInputError(
-                        f"training diverged at epoch {epoch} (cost {avg_cost}); lower --lr "
-                        f"(now {config.lr}) or standardize the features."
+                        f"training diverged at epoch {epoch} (cost {avg_cost:.3g}); lower the learning "
+                        f"rate (now {config.lr}) or standardize the features."
                     )
                 row = dict(epoch=epoch, avg_cost=avg_cost, accuracy=accuracy)
                 row["seconds"] = elapsed
                 if Xv is not None:
                     row["val_loss"], row["val_accuracy"] = _score(net, Xv, yv)
                 history.append(**row)
-                if on_epoch is not None:
-                    on_epoch(row)
+                stop = on_epoch(row) is True if on_epoch is not None else False
                 if bar is not None:
                     bar[0].update(bar[1], advance=1, description=f"cost {avg_cost:.4f}")
+                if stop:
+                    break
                 if Xv is not None and config.early_stopping:
                     if row["val_loss"] < best[0] - config.tol:
                         best, stale = (row["val_loss"], copy.deepcopy(net.state_dict()), epoch), 0
