@@ -13,23 +13,16 @@ import torch
 from softreg import runs
 from softreg.data import load_dataset
 from softreg.errors import UserInputError
-from softreg.runs import FILES, check_writable, load_run, save_run
+from softreg.runs import FILES, check_writable, load_run, save_result
 from softreg.config import make_config
-from softreg.train import model_config_for, train
-
-
-def _data_info(dataset, spec: str) -> dict:
-    return {"spec": spec, "name": dataset.name, "classes": dataset.classes,
-            "image_shape": list(dataset.image_shape) if dataset.image_shape else None,
-            "pixel_max": dataset.pixel_max}
+from softreg.train import train
 
 
 def _train_and_save(out: Path, data: str = "toy", **settings) -> tuple:
     dataset = load_dataset(data)
     config = make_config(None, data_name=data, device="cpu", **settings)
     result = train(dataset, config)
-    save_run(out, result.model, config, model_config_for(dataset, config), _data_info(dataset, data),
-             result.metrics, result.history)
+    save_result(out, result, dataset, data)
     return dataset, result
 
 

@@ -7,7 +7,7 @@ from softreg.errors import SoftregError, UserInputError  # noqa: E402
 from softreg.models import MLP, Classifier, LogisticRegression, SoftmaxRegression  # noqa: E402
 from softreg.config import TrainConfig, make_config  # noqa: E402
 from softreg.data import load_dataset  # noqa: E402
-from softreg.runs import load_run, save_run  # noqa: E402
+from softreg.runs import load_run, save_result, save_run  # noqa: E402
 from softreg.train import fit  # noqa: E402
 from softreg.estimators import LogisticRegressionClassifier, MLPClassifier, SoftmaxRegressionClassifier  # noqa: E402
 
@@ -15,6 +15,6 @@ from softreg.estimators import LogisticRegressionClassifier, MLPClassifier, Soft
 
 __all__ = [
     "__version__", "Dataset", "Split", "SoftregError", "UserInputError", "MLP", "Classifier",
-    "LogisticRegression", "SoftmaxRegression", "TrainConfig", "fit", "make_config", "load_dataset", "load_run", "save_run",
+    "LogisticRegression", "SoftmaxRegression", "TrainConfig", "fit", "make_config", "load_dataset", "load_run", "save_result", "save_run",
     "SoftmaxRegressionClassifier", "LogisticRegressionClassifier", "MLPClassifier",
 ]

@@ -20,7 +20,8 @@ from softreg import __version__
 from softreg.errors import UserInputError
 from softreg.models import PREPROCESS, Classifier, ModelConfig, Preprocess, build_model
 from softreg.config import TrainConfig
-from softreg.train import History
+from softreg.data.base import Dataset
+from softreg.train import History, TrainResult, model_config_for
 
 FILES = ("config.json", "model.safetensors", "metrics.json", "history.csv")
 
@@ -54,6 +55,29 @@ def check_writable(out: str | Path) -> Path:
             f"cannot write the run to {out}: {probe} is not writable ({exc.strerror}); choose another --out."
         ) from None
     return out
+
+
+def describe_data(dataset: Dataset, spec: str, label: str | None = None) -> dict:
+    """What a run records about its data, enough to load the same data again.
+
+    spec : the ``--data`` argument: a dataset name, or a path (stored absolute).
+    """
+    from softreg.data import BUILTIN, NAMED_IDX
+
+    return {
+        "spec": spec if spec in BUILTIN + NAMED_IDX else str(Path(spec).resolve()),
+        "name": dataset.name, "source": dataset.source, "label": label, "classes": dataset.classes,
+        "image_shape": list(dataset.image_shape) if dataset.image_shape else None,
+        "pixel_max": dataset.pixel_max, "feature_names": dataset.feature_names,
+        "n_train": len(dataset.train), "n_test": len(dataset.test) if dataset.test is not None else 0,
+    }
+
+
+def save_result(out: str | Path, result: TrainResult, dataset: Dataset, spec: str,
+                label: str | None = None) -> Path:
+    """Save what ``softreg.train.train`` returned as a run folder."""
+    return save_run(out, result.model, result.config, model_config_for(dataset, result.config),
+                    describe_data(dataset, spec, label), result.metrics, result.history)
 
 
 def save_run(
