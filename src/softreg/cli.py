@@ -40,13 +40,6 @@ def _parse_hidden(text: Optional[str]) -> Optional[list[int]]:
     return sizes
 
 
-def _data_spec(data: str) -> str:
-    """Names stay names; paths are stored absolute so the run can find its data again."""
-    from softreg.data import BUILTIN, NAMED_IDX
-
-    return data if data in BUILTIN + NAMED_IDX else str(Path(data).resolve())
-
-
 @app.command()
 def train(
     data: str = typer.Option("digits", "--data", help=DATA_HELP),
@@ -81,10 +74,10 @@ def train(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder (default $SOFTREG_DATA)"),
 ) -> None:
     """Train a classifier and save it as a run folder."""
-    from softreg.data import load_dataset
-    from softreg.runs import check_writable, save_run
     from softreg.config import make_config
-    from softreg.train import model_config_for, resolve_device
+    from softreg.data import load_dataset
+    from softreg.runs import check_writable, save_result
+    from softreg.train import resolve_device
     from softreg.train import train as run_training
 
     config = make_config(
@@ -113,15 +106,7 @@ def train(
                   f"Cost: {row['avg_cost']:.6f}  Accuracy: {row['accuracy']:.4f}")
 
     result = run_training(dataset, config, on_epoch=log, progress=sys.stderr.isatty())
-    data_info = {
-        "spec": _data_spec(data), "name": dataset.name, "source": dataset.source,
-        "label": label, "classes": dataset.classes,
-        "image_shape": list(dataset.image_shape) if dataset.image_shape else None,
-        "pixel_max": dataset.pixel_max, "feature_names": dataset.feature_names,
-        "n_train": len(dataset.train), "n_test": n_test,
-    }
-    save_run(out, result.model, result.config, model_config_for(dataset, result.config), data_info,
-             result.metrics, result.history)
+    save_result(out, result, dataset, data, label)
     _print_metrics(result.metrics)
     _echo(f"saved run to {out}")
 
