@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import csv
 import html
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from softreg.data.base import Dataset
 from softreg.errors import UserInputError
 from softreg.evaluate import TOP_K, classification_metrics, predict_scores, write_text
 from softreg.models import scores_to_log_proba
-from softreg.runs import LoadedRun
+from softreg.runs import LoadedRun, probe_writable
 
 PAGE = "index.html"
 PICTURES = ("training_curves.png", "weights.png", "confusion_matrix.png", "predictions.png",
@@ -50,11 +48,11 @@ def prepare_folder(out: str | Path) -> Path:
         raise UserInputError(f"--out {out} is a file; give a folder for the report.")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tempfile.mkdtemp(prefix=".softreg-probe.", dir=out))
     except OSError as exc:
         raise UserInputError(
             f"cannot write the report to {out} ({exc.strerror or exc}); choose another --out."
         ) from None
+    probe_writable(out, f"the report to {out}")
     return out
 
 

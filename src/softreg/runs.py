@@ -48,13 +48,19 @@ def check_writable(out: str | Path) -> Path:
     probe = out.absolute().parent
     while not probe.exists():
         probe = probe.parent
-    try:  # a real write, since permission bits do not tell (root, read-only mounts, /proc)
-        shutil.rmtree(tempfile.mkdtemp(prefix=".softreg-probe.", dir=probe))
+    probe_writable(probe, f"the run to {out}")
+    return out
+
+
+def probe_writable(folder: Path, what: str) -> None:
+    """Create and remove a temporary folder in ``folder``: a real write, since permission
+    bits do not tell (root, read-only mounts, /proc)."""
+    try:
+        shutil.rmtree(tempfile.mkdtemp(prefix=".softreg-probe.", dir=folder))
     except OSError as exc:
         raise UserInputError(
-            f"cannot write the run to {out}: {probe} is not writable ({exc.strerror}); choose another --out."
+            f"cannot write {what}: {folder} is not writable ({exc.strerror or exc}); choose another --out."
         ) from None
-    return out
 
 
 def describe_data(dataset: Dataset, spec: str, label: str | None = None) -> dict:
