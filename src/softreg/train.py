@@ -361,7 +361,7 @@ def make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int) -> Cosi
 
 @contextmanager
 def cpu_threads(config: TrainConfig, device: torch.device, batch_size: int, n_features: int):
-    """Small minibatches run faster on one thread: splitting tiny matmuls costs more than it saves."""
+    """Minibatches run faster on one thread: splitting small matmuls costs more than it saves."""
     before = torch.get_num_threads()
     wanted = config.threads or (1 if batch_size * n_features <= THREAD_THRESHOLD else before)
     if device.type == "cpu" and wanted != before:
@@ -373,7 +373,10 @@ def cpu_threads(config: TrainConfig, device: torch.device, batch_size: int, n_fe
             torch.set_num_threads(before)
 
 
-THREAD_THRESHOLD = 256 * 784  # batch x features below which one thread wins (measured: bench/)
+# Batch x features below which training runs on one thread. Measured on 2 cores (BENCHMARKS.md):
+# one thread was faster for every minibatch size tried, and two threads were up to 40 times
+# slower when another process kept a core busy; only full-batch work gets every thread.
+THREAD_THRESHOLD = 4096 * 784
 
 
 def _score(net, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
