@@ -54,6 +54,8 @@ def train(
     l2: Optional[float] = typer.Option(None, "--l2", help="L2 penalty on the weights"),
     l1: Optional[float] = typer.Option(None, "--l1", help="L1 penalty on the weights (sparse models)"),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="learning rate: constant or cosine"),
+    average: Optional[float] = typer.Option(
+        None, "--average", help="average the weights over this final share of the updates (0 = off)"),
     validation_fraction: Optional[float] = typer.Option(
         None, "--validation-fraction", help="share of the training set held out for validation"),
     early_stopping: Optional[bool] = typer.Option(
@@ -83,7 +85,7 @@ def train(
     config = make_config(
         recipe, data_name=data, model=model, hidden=_parse_hidden(hidden), activation=activation,
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum, l2=l2,
-        l1=l1, schedule=schedule, validation_fraction=validation_fraction,
+        l1=l1, schedule=schedule, average=average, validation_fraction=validation_fraction,
         early_stopping=early_stopping, patience=patience, threads=threads,
         init=init, bias=False if no_bias else None, shuffle=shuffle, drop_last=drop_last, seed=seed,
         device=device, preprocess=preprocess, log_every=log_every,
