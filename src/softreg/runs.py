@@ -14,7 +14,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from softreg import __version__
 from softreg.errors import UserInputError

@@ -19,7 +19,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from softreg import functional as SF
 from softreg.config import RECIPES, TrainConfig, make_config
 from softreg.data.base import Dataset, Split
 from softreg.errors import UserInputError
