@@ -25,8 +25,9 @@ TOP_K = 5  # default k of the top-k accuracy (capped at the number of classes)
 
 
 @torch.no_grad()
-def predict_scores(model: Classifier, X: torch.Tensor) -> torch.Tensor:
-    """Scores for raw inputs X of shape (N, *sample_shape), on the model's device, in chunks."""
+def predict_scores(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """Scores of ``model`` (a Classifier on raw inputs, or a bare network on preprocessed
+    ones) for X of shape (N, ...), on the model's device, in chunks."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -36,7 +37,7 @@ def predict_scores(model: Classifier, X: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: Classifier, split: Split) -> dict:
+def evaluate(model: torch.nn.Module, split: Split) -> dict:
     """Mean cost (as trained: cross-entropy or binary cross-entropy) and accuracy on ``split``."""
     scores = predict_scores(model, split.X)
     y = split.y.to(scores.device)

@@ -22,6 +22,7 @@ import torch
 from softreg.config import RECIPES, TrainConfig, make_config
 from softreg.data.base import Dataset, Split
 from softreg.errors import UserInputError
+from softreg.evaluate import evaluate
 from softreg.models import (
     Classifier,
     LogisticRegression,
@@ -384,18 +385,6 @@ def cpu_threads(config: TrainConfig, device: torch.device, batch_size: int, n_fe
 THREAD_THRESHOLD = 4096 * 784
 
 
-def _score(net, X: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    """Mean cost and accuracy of ``net`` on preprocessed inputs, in chunks."""
-    total, correct = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, X.shape[0], 8192):
-            scores = net(X[i : i + 8192])
-            yb = y[i : i + 8192]
-            total += float(loss_from_scores(scores, yb, reduction="sum"))
-            correct += int((scores_to_labels(scores) == yb).sum())
-    return total / X.shape[0], correct / X.shape[0]
-
-
 def fit(
     model: Classifier,
     data: Dataset,
@@ -459,7 +448,8 @@ def fit(
                 row = dict(epoch=epoch, avg_cost=avg_cost, accuracy=accuracy)
                 row["seconds"] = elapsed
                 if Xv is not None:
-                    row["val_loss"], row["val_accuracy"] = _score(net, Xv, yv)
+                    scores = evaluate(net, Split(Xv, yv))
+                    row["val_loss"], row["val_accuracy"] = scores["loss"], scores["accuracy"]
                 history.append(**row)
                 stop = on_epoch(row) is True if on_epoch is not None else False
                 if bar is not None:
@@ -549,8 +539,6 @@ def train(
     progress: bool = False,
 ) -> TrainResult:
     """Seed, hold out a validation split if asked, build the classifier, fit it, and score it."""
-    from softreg.evaluate import evaluate
-
     data.validate()
     config.validate()
     seed_everything(config.seed)
