@@ -416,9 +416,9 @@ def fit(
         )
     with torch.no_grad():
         X = model.preprocess(data.train.X.to(device))  # (N, F) float32, computed once
-        Xv = model.preprocess(validation.X.to(device)) if validation is not None else None
+        val = None if validation is None else Split(model.preprocess(validation.X.to(device)),
+                                                     validation.y.to(device))
     y = data.train.y.to(device)
-    yv = validation.y.to(device) if validation is not None else None
     w = sample_weight.to(device=device, dtype=X.dtype) if sample_weight is not None else None
     net = model.net
     net.train()
@@ -447,8 +447,8 @@ def fit(
                     )
                 row = dict(epoch=epoch, avg_cost=avg_cost, accuracy=accuracy)
                 row["seconds"] = elapsed
-                if Xv is not None:
-                    scores = evaluate(net, Split(Xv, yv))
+                if val is not None:
+                    scores = evaluate(net, val)
                     row["val_loss"], row["val_accuracy"] = scores["loss"], scores["accuracy"]
                 history.append(**row)
                 stop = on_epoch(row) is True if on_epoch is not None else False
@@ -456,7 +456,7 @@ def fit(
                     bar[0].update(bar[1], advance=1, description=f"cost {avg_cost:.4f}")
                 if stop:
                     break
-                if Xv is not None and config.early_stopping:
+                if val is not None and config.early_stopping:
                     if row["val_loss"] < best[0] - config.tol:
                         best, stale = (row["val_loss"], copy.deepcopy(net.state_dict()), epoch), 0
                     else:
