@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from softreg.config import TrainConfig
 from softreg.data import Split, load_dataset
+from softreg.data.sources import InMemorySource
 from softreg.errors import UserInputError
-from softreg.evaluate import evaluate
-from softreg.train import build_classifier, cpu_threads, fit, seed_everything, train
+from softreg.training import Callback, TrainConfig, make_plan, train, with_settings
+from softreg.training.loop import evaluate_source
 
 TIMING_KEYS = ("fit_s", "call_s")
 
@@ -198,46 +198,46 @@ def clf_params(clf) -> dict:
 
 # ---------------------------------------------------------------- softreg
 
-def resolved(config, n: int):
+def resolved(config: TrainConfig, n: int, n_features: int = 784) -> TrainConfig:
     """The config with automatic settings (batch size, epochs) filled in for n samples."""
-    return config.resolved(n) if hasattr(config, "resolved") else config
+    plan = make_plan(config, n, n_features)
+    return with_settings(config, batch_size=plan.batch_size, epochs=plan.epochs)
 
 
 def softreg_curve(data, config) -> dict:
-    """What train() does, with an on_epoch callback scoring the test split (not timed by fit).
+    """What train() does, with a callback scoring the test split after each epoch (not timed).
 
     Points after each epoch score the current weights; when the final model differs
     (weight averaging is applied after the last epoch), its score is added at the end.
     With weight averaging the intermediate iterates are not what a run returns, so the
     curve is instead made of complete runs with budgets of 1, 2, ... epochs.
     """
-    if config.average > 0 and config.optimizer != "lbfgs":
+    if config.optim.average > 0 and config.optim.optimizer != "lbfgs":
         return budget_curve(data, config)
-    seed_everything(config.seed)
-    model = build_classifier(data, config)
     curve, threads = [], []
+    test = InMemorySource(data.test.X, data.test.y)
 
-    def on_epoch(row: dict) -> None:
-        threads.append(torch.get_num_threads())  # the thread count fit chose for its loop
-        curve.append([row["seconds"], evaluate(model, data.test)["accuracy"]])
+    class Score(Callback):
+        def on_epoch(self, state, row):
+            threads.append(torch.get_num_threads())  # the thread count fit chose for its loop
+            curve.append([row["seconds"], evaluate_source(state.model, test)["accuracy"]])
 
-    history = fit(model, data, config, on_epoch=on_epoch)
-    final = evaluate(model, data.test)["accuracy"]
+    result = train(data, config, callbacks=[Score()])
+    final = result.metrics["test_accuracy"]
     if final != curve[-1][1]:
         curve.append([curve[-1][0], final])
-    return dict(curve=curve, threads=threads[0], curve_avg_cost=history.avg_cost)
+    return dict(curve=curve, threads=threads[0], curve_avg_cost=result.history.avg_cost)
 
 
 def budget_curve(data, config) -> dict:
     """(train seconds, test accuracy) of complete runs of ``config`` with 1..epochs epochs."""
     curve, last = [], None
-    for epochs in range(1, config.epochs + 1):
-        with cpu_threads(config, torch.device("cpu"), config.batch_size or len(data.train), data.n_features):
-            threads = torch.get_num_threads()
-        result = train(data, replace(config, epochs=epochs))
+    for epochs in range(1, config.optim.epochs + 1):
+        result = train(data, with_settings(config, epochs=epochs))
         curve.append([result.metrics["train_seconds"], result.metrics["test_accuracy"]])
         last = result
-    return dict(curve=curve, threads=threads, curve_avg_cost=last.history.avg_cost)
+    return dict(curve=curve, threads=last.plan.threads or torch.get_num_threads(),
+                curve_avg_cost=last.history.avg_cost)
 
 
 def softreg(make):
@@ -252,7 +252,7 @@ def softreg(make):
             m = result.metrics
             return dict(fit_s=m["train_seconds"], call_s=call_s, test_acc=m["test_accuracy"],
                         train_loss=m["train_loss"], epochs=m["epochs"], avg_cost=result.history.avg_cost,
-                        config=resolved(result.config, len(data.train)).to_dict())
+                        config=resolved(result.config, len(data.train), data.n_features).to_dict())
 
         best = repeat(once)
         best.update(softreg_curve(data, TrainConfig.from_dict(best["config"])))
@@ -308,18 +308,16 @@ def scaling(makes: dict, epochs: int = 2):
 
     def run(data, repeat) -> dict:
         first = next(iter(makes.values()))
-        fit(build_classifier(data, first(epochs=1)), resized(data, 0.25), first(epochs=1))  # warm-up
+        train(resized(data, 0.25), first(epochs=1))  # warm-up
         out = {}
         for name, make in makes.items():
-            batch_size = resolved(make(), len(data.train)).batch_size
+            batch_size = resolved(make(), len(data.train), data.n_features).optim.batch_size
             per_epoch = {}
             for scale in SCALES:
                 sub = resized(data, scale)
 
                 def once() -> dict:
-                    config = make(epochs=epochs, batch_size=batch_size)
-                    seed_everything(config.seed)
-                    history = fit(build_classifier(sub, config), sub, config)
+                    history = train(sub, make(epochs=epochs, batch_size=batch_size)).history
                     return dict(fit_s=history.rows[-1]["seconds"] / len(history))
 
                 per_epoch[str(scale)] = repeat(once)["fit_s"]

@@ -24,7 +24,7 @@ from typing import Callable
 
 import contenders as C
 import report
-from softreg.config import make_config
+from softreg.training import make_config
 
 # ---- settings: edit here ---------------------------------------------------------------
 LBFGS_FLAGS = dict(optimizer="lbfgs", lr=1, batch_size=0, epochs=15, l2=1e-4)
@@ -221,7 +221,7 @@ def main(argv=None) -> None:
     target = args.target or TARGET_ACCURACY.get(Path(args.data).name.lower(), 0.84)
     data = C.load(args.data)
     m = report.machine()
-    default_config = C.resolved(make_config(), len(data.train)).to_dict()
+    default_config = C.resolved(make_config(), len(data.train), data.n_features).to_dict()
     print(f"{m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB; torch {m['torch']} ({m['torch_threads']} threads)")
     print(f"data {args.data}: {len(data.train)} train / {len(data.test)} test; target accuracy {target}")
     print(f"softreg default recipe: {default_config}")

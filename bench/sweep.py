@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from softreg.config import make_config
+from softreg.training import make_config
 from softreg.data import load_dataset
-from softreg.train import train
+from softreg.training import train
 
 BASE = dict(optimizer="sgd", momentum=0.9, preprocess="standardize", l2=1e-3)
 CANDIDATES = {

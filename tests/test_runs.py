@@ -14,13 +14,13 @@ from softreg import runs
 from softreg.data import load_dataset
 from softreg.errors import UserInputError
 from softreg.runs import FILES, check_writable, load_run, save_result
-from softreg.config import make_config
-from softreg.train import train
+from softreg.training import make_config
+from softreg.training import train
 
 
 def _train_and_save(out: Path, data: str = "toy", **settings) -> tuple:
     dataset = load_dataset(data)
-    config = make_config(None, data_name=data, device="cpu", **settings)
+    config = make_config(None, data_name=data, **settings)
     result = train(dataset, config)
     save_result(out, result, dataset, data)
     return dataset, result

@@ -3,9 +3,10 @@
 ``SoftmaxRegressionClassifier`` (multinomial), ``LogisticRegressionClassifier``
 (binary only) and ``MLPClassifier`` keep the estimator contract: ``__init__``
 only stores parameters, whose rules are declared in ``_parameter_constraints``;
-``fit`` returns self; learned attributes end in ``_``. ``fit`` trains through
-``softreg.train.fit``; ``partial_fit`` runs one ``softreg.train.run_epoch`` with
-an optimizer kept between calls.
+``fit`` returns self; learned attributes end in ``_``. Both ``fit`` and
+``partial_fit`` train through softreg.training's one loop: ``fit`` runs
+``training.fit`` on a fresh TrainState; ``partial_fit`` runs one
+``training.train_epoch`` on a TrainState kept between calls.
 
 Every fit minimises the weighted mean cross-entropy plus
 ``alpha * (l1_ratio * |W|_1 + (1 - l1_ratio) / 2 * ||W||^2)`` over the weight
@@ -27,9 +28,7 @@ divided by ``C * n_samples``.
 
 from __future__ import annotations
 
-import math
 import warnings
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -45,31 +44,20 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 from torch.func import functional_call
 
-from softreg.config import TrainConfig
 from softreg.data.base import Dataset, Split
+from softreg.data.sources import InMemorySource
 from softreg.models import scores_to_log_proba
-from softreg.train import (History, build_classifier, cpu_threads, make_optimizer, resolve_device, run_epoch,
-                           split_validation)
-from softreg.train import fit as train_fit
+from softreg.training.config import Runtime, TrainConfig, config_from_flat
+from softreg.training.device import resolve_device
+from softreg.training.loop import cpu_threads, train_epoch
+from softreg.training.loop import fit as train_fit
+from softreg.training.state import History
+from softreg.training.trainer import new_state, split_validation
 
 AUTO_LEARNING_RATE = {"lbfgs": 1.0, "adam": 1e-3, "sgd": 1e-2}  # learning_rate="auto", per optimizer
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "logistic": "sigmoid"}  # logistic: sklearn's name
 SCORE_CHUNK = 8192  # rows scored at once
 DTYPES = (np.float64, np.float32)  # accepted as given; anything else becomes float64
-
-
-def _stop_when_stalled(tol: float, patience: int):
-    """An on_epoch callback that returns True (stop) after ``patience`` epochs in a row that
-    do not lower the best training cost by more than ``tol`` (scikit-learn's MLP rule)."""
-    best, stale = math.inf, 0
-
-    def on_epoch(row: dict) -> bool:
-        nonlocal best, stale
-        stale = stale + 1 if row["avg_cost"] > best - tol else 0
-        best = min(best, row["avg_cost"])
-        return stale >= patience
-
-    return on_epoch
 
 
 def _merge_rows(X: np.ndarray, codes: np.ndarray, weights: np.ndarray | None):
@@ -123,7 +111,7 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "optimizer": [StrOptions({"lbfgs", "sgd", "adam"})],
-        "learning_rate": [Interval(Real, 0, None, closed="neither"), StrOptions({"auto"})],
+        "learning_rate": [Interval(Real, 0, 1e6, closed="right"), StrOptions({"auto"})],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -190,21 +178,24 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         codes = np.searchsorted(classes, y).astype(np.int64)
         weights = self._row_weights(X, y, codes, sample_weight, partial=False)
         X, codes, weights = _merge_rows(X.toarray() if sp.issparse(X) else X, codes, weights)
-        config = self._config(len(codes), epochs=self.max_iter)
         seed = self._seed()
+        config = self._config(len(codes), epochs=self.max_iter, seed=seed)
         data = self._dataset(torch.from_numpy(X), torch.from_numpy(codes))
         w = None if weights is None else torch.from_numpy(weights).float()
         validation = None
         if self.early_stopping:
             data, validation, w = self._hold_out(data, w, seed)
-        stop = None if self.early_stopping else _stop_when_stalled(config.tol, config.patience)
-        with self._torch_random(seed):
-            if not warm:
-                self.model_ = build_classifier(data, config)
-            history = train_fit(self.model_, data, config, validation=validation, sample_weight=w,
-                                on_epoch=stop)
-        converged = len(history) < config.epochs  # the stopping rule ended it
-        self._optimizer = None  # partial_fit after fit starts a fresh optimizer
+        device = resolve_device(self.device)
+        state = new_state(data, config, Runtime(device=self.device), has_validation=validation is not None,
+                          device=device, model=self.model_ if warm else None)
+        source = InMemorySource(data.train.X, data.train.y, None if w is None else w.to(state.model.dtype),
+                                device=device)
+        val_source = None if validation is None else InMemorySource(validation.X, validation.y, device=device)
+        train_fit(state, source, validation=val_source)
+        self.model_ = state.model
+        history = state.history
+        converged = len(history) < state.plan.epochs  # the stopping rule ended it
+        self._state = None  # partial_fit after fit starts a fresh optimizer
         self.history_ = history
         self.n_iter_ = len(history)
         self.loss_curve_ = list(history.avg_cost)
@@ -249,25 +240,25 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
             )
         codes = np.searchsorted(self.classes_, y).astype(np.int64)
         weights = self._row_weights(X, y, codes, sample_weight, partial=True)
-        config = self._config(len(codes), epochs=1)
-        device = resolve_device(config.device)
-        Xt = torch.tensor(X.toarray() if sp.issparse(X) else X, dtype=torch.float32, device=device)
-        yt = torch.from_numpy(codes).to(device)
-        wt = None if weights is None else torch.tensor(weights / weights.mean(), dtype=torch.float32, device=device)
-        with self._torch_random(self._seed() if first else None):
+        device = resolve_device(self.device)
+        Xt = torch.tensor(X.toarray() if sp.issparse(X) else X, dtype=torch.float32)
+        wt = None if weights is None else torch.tensor(weights / weights.mean(), dtype=torch.float32)
+        state = getattr(self, "_state", None)
+        if state is None:
+            config = self._config(len(codes), epochs=10**7, seed=self._seed())
+            data = self._dataset(Xt, torch.from_numpy(codes))
+            state = self._state = new_state(data, config, Runtime(device=self.device), has_validation=False,
+                                            device=device, model=None if first else self.model_)
             if first:
-                self.model_ = build_classifier(self._dataset(Xt.cpu(), yt.cpu()), config)
+                self.model_ = state.model
                 self.history_, self.n_iter_, self.loss_curve_ = History(), 0, []
-            net = self.model_.to(device).net
-            if getattr(self, "_optimizer", None) is None:
-                self._optimizer = make_optimizer(net, config)
-            net.train()
-            with cpu_threads(config, device, config.batch_size, Xt.shape[1]):
-                cost, accuracy = run_epoch(net, self._optimizer, Xt, yt, wt, config)
-            net.eval()
-        if not math.isfinite(cost):
-            raise ValueError(f"partial_fit diverged (training cost {cost}); lower learning_rate (now "
-                             f"{config.lr}) or standardize the features, and start a new estimator.")
+        source = InMemorySource(Xt, torch.from_numpy(codes), None if wt is None else wt.to(state.model.dtype),
+                                device=device)
+        with cpu_threads(state.plan.threads, device):
+            train_epoch(state, source)
+        state.model.eval()
+        row = state.history.rows[-1]
+        cost, accuracy = row["avg_cost"], row["accuracy"]
         self.n_iter_ += 1
         self.history_.append(epoch=self.n_iter_, avg_cost=cost, accuracy=accuracy)
         self.loss_curve_.append(cost)
@@ -348,7 +339,7 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         ratio = {"l1": 1.0, "l2": 0.0, "elasticnet": float(self.l1_ratio)}[self.penalty]
         return alpha * ratio, alpha * (1.0 - ratio)
 
-    def _config(self, n_samples: int, epochs: int) -> TrainConfig:
+    def _config(self, n_samples: int, epochs: int, seed: int) -> TrainConfig:
         l1, l2 = self._penalties()
         if l1 > 0 and self.optimizer == "lbfgs":
             raise ValueError(
@@ -360,15 +351,15 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         lr = self.learning_rate
         hidden, activation = self._architecture()
         # every setting is given, so the trainer's defaults (tuned for the command line) do not leak in
-        return TrainConfig(
+        return config_from_flat(dict(
             model=self._kind, hidden=hidden, activation=activation, bias=True, init="default",
             preprocess="none", epochs=int(epochs), batch_size=0 if self.optimizer == "lbfgs" else min(batch, n_samples),
             lr=AUTO_LEARNING_RATE[self.optimizer] if lr == "auto" else float(lr), optimizer=self.optimizer,
             momentum=float(self.momentum), l2=l2, l1=l1, schedule="constant", average=0.0,
             validation_fraction=float(self.validation_fraction) if self.early_stopping else 0.0,
-            early_stopping=bool(self.early_stopping), patience=int(self.n_iter_no_change), tol=float(self.tol),
-            threads=0, shuffle=True, drop_last=False, device=self.device,
-        ).validate()
+            early_stopping=bool(self.early_stopping), stall_stop=not self.early_stopping,
+            patience=int(self.n_iter_no_change), tol=float(self.tol), shuffle=True, drop_last=False, seed=seed,
+        ))
 
     def _architecture(self) -> tuple[list[int], str]:
         return [100], "relu"  # unused by the linear models
@@ -379,18 +370,6 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
 
     def _seed(self) -> int:
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-
-    @contextmanager
-    def _torch_random(self, seed: int | None):
-        """Draw torch random numbers from this estimator's own state: seeded afresh when ``seed``
-        is given, else carried on from the previous call; the global state is restored after."""
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.default_generator.manual_seed(seed)
-            else:
-                torch.set_rng_state(self._rng_state)
-            yield
-            self._rng_state = torch.get_rng_state()
 
 
 class _LinearCoefficients:
@@ -456,7 +435,7 @@ _PARAMETERS_DOC = """
     n_features_in_ : int
     n_iter_ : int, epochs run
     model_ : softreg.models.Classifier, the trained network
-    history_ : softreg.train.History, one row per epoch
+    history_ : softreg.training.History, one row per epoch
     loss_curve_ : list of float, mean training cross-entropy of each epoch (without the penalty)
 """
 

@@ -171,8 +171,8 @@ def render_html(run: LoadedRun, report: Report) -> str:
         ["model", run.model_config.kind + (f" hidden {run.model_config.hidden}" if run.model_config.kind == "mlp"
                                            else "")],
         ["preprocessing", run.model.preprocess.kind],
-        ["optimizer", f"{cfg.optimizer}, lr {cfg.lr}, batch {cfg.batch_size or 'all'}"],
-        ["epochs", str(run.metrics.get("epochs", cfg.epochs))],
+        ["optimizer", f"{cfg.optim.optimizer}, lr {cfg.optim.lr}, batch {cfg.optim.batch_size or 'all'}"],
+        ["epochs", str(run.metrics.get("epochs", cfg.optim.epochs))],
         ["seed", str(cfg.seed)],
     ]
     if "train_seconds" in run.metrics:

@@ -18,9 +18,13 @@ from pathlib import Path
 from softreg import __version__
 from softreg.errors import UserInputError
 from softreg.models import PREPROCESS, Classifier, ModelConfig, Preprocess, build_model
-from softreg.config import TrainConfig
 from softreg.data.base import Dataset
-from softreg.train import History, TrainResult, model_config_for
+from softreg.training.config import TrainConfig, config_from_flat
+from softreg.training.state import CHECKPOINT_DIR, History
+from softreg.training.trainer import TrainResult, model_config_for
+
+FORMAT = 2  # config.json layout: 2 = nested training settings (softreg 0.2); 1 = flat (0.1)
+RUNTIME_KEYS = ("device", "threads", "log_every")  # format 1 kept these with the settings
 
 FILES = ("config.json", "model.safetensors", "metrics.json", "history.csv")
 
@@ -40,7 +44,7 @@ def check_writable(out: str | Path) -> Path:
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out {out} is a file; give a folder path for the run.")
-    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").exists():
+    if out.is_dir() and any(p.name != CHECKPOINT_DIR for p in out.iterdir()) and not (out / "config.json").exists():
         raise UserInputError(
             f"--out {out} is a non-empty folder that is not a softreg run; choose a new folder."
         )
@@ -72,6 +76,7 @@ def describe_data(dataset: Dataset, spec: str, label: str | None = None) -> dict
     return {
         "spec": spec if spec in BUILTIN + NAMED_IDX else str(Path(spec).resolve()),
         "name": dataset.name, "source": dataset.source, "label": label, "classes": dataset.classes,
+        "schema": dataset.schema.to_dict() if dataset.schema is not None else None,
         "image_shape": list(dataset.image_shape) if dataset.image_shape else None,
         "pixel_max": dataset.pixel_max, "feature_names": dataset.feature_names,
         "n_train": len(dataset.train), "n_test": len(dataset.test) if dataset.test is not None else 0,
@@ -107,9 +112,11 @@ def save_run(
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / "model.safetensors"), metadata={"softreg": __version__})
         config_doc = {
+            "format": FORMAT,
             "softreg_version": __version__,
             "model": model_config.to_dict(),
             "preprocess": model.preprocess.kind,
+            "dtype": str(model.dtype).replace("torch.", ""),
             "train": config.to_dict(),
             "data": data_info,
         }
@@ -169,7 +176,11 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     try:
         doc = json.loads((path / "config.json").read_text())
         model_config = ModelConfig(**doc["model"])
-        config = TrainConfig.from_dict(doc["train"])
+        if doc.get("format", 1) == 1:
+            flat = {k: v for k, v in doc["train"].items() if k not in RUNTIME_KEYS}
+            config = config_from_flat(flat, flat.pop("recipe", "default"))
+        else:
+            config = TrainConfig.from_dict(doc["train"])
         data_info = doc["data"]
         preprocess_kind = doc["preprocess"]
         if preprocess_kind not in PREPROCESS or preprocess_kind == "auto":
@@ -187,7 +198,14 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
         state = load_file(str(path / "model.safetensors"))
     except (SafetensorError, OSError, ValueError) as exc:
         raise UserInputError(f"{path}/model.safetensors is damaged ({exc}); train the run again.") from None
-    model = Classifier(net, Preprocess(model_config.n_features, preprocess_kind), model_config.n_classes)
+    schema = None
+    if data_info.get("schema"):
+        from softreg.data.tables import TableSchema
+
+        schema = TableSchema.from_dict(data_info["schema"])
+    model = Classifier(net, Preprocess(model_config.n_features, preprocess_kind), model_config.n_classes, schema)
+    if doc.get("dtype") == "float64":
+        model.double()
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -25,6 +25,11 @@ def echo(text: str = "") -> None:
     typer.echo(text)
 
 
+def note(text: str) -> None:
+    """A notice on stderr (never mixed into the results on stdout)."""
+    typer.echo(text, err=True)
+
+
 def print_metrics(metrics: dict) -> None:
     if "best_epoch" in metrics:
         echo(f"early stopping: kept epoch {metrics['best_epoch']} of {metrics['epochs']}")

@@ -22,7 +22,7 @@ def evaluate(
     """Score a saved run: accuracy, log loss, top-k, per-class precision / recall / F1, confusion matrix."""
     from softreg.evaluate import check_top_k, evaluate_split, format_metrics, write_json
     from softreg.runs import load_run
-    from softreg.train import resolve_device
+    from softreg.training.device import resolve_device
 
     check_top_k(top_k)
     run = load_run(run_dir, device=str(resolve_device(device)))
@@ -56,7 +56,7 @@ def report(
     from softreg.evaluate import check_top_k
     from softreg.report import prepare_folder, write_report
     from softreg.runs import load_run
-    from softreg.train import resolve_device
+    from softreg.training.device import resolve_device
 
     check_top_k(top_k)
     run = load_run(run_dir, device=str(resolve_device(device)))

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from softreg.cli.app import DATA_HELP, app, echo, print_metrics
+from softreg.cli.app import DATA_HELP, app, echo, note, print_metrics
 from softreg.errors import UserInputError
 
 
@@ -57,43 +57,63 @@ def train(
     recipe: Optional[str] = typer.Option(None, "--recipe", help="named defaults: default, lesson, lesson-table"),
     preprocess: Optional[str] = typer.Option(None, "--preprocess", help="auto, none, pixels or standardize"),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="print the cost every N epochs"),
-    label: Optional[str] = typer.Option(None, "--label", help="label column of a CSV / Parquet table"),
-    out: Optional[Path] = typer.Option(None, "--out", help="run folder to write (default runs/DATA-MODEL)"),
+    label: Optional[str] = typer.Option(None, "--label", help="label column of a table (default: label, target, class, y, else the last)"),
+    test: Optional[str] = typer.Option(None, "--test", help="a separate test set: a table, a folder of shards or of IDX files"),
+    stream: bool = typer.Option(False, "--stream", help="read the training data from disk in bounded memory"),
+    impute: Optional[str] = typer.Option(None, "--impute", help="missing table values: none (an error), mean, median or zero"),
+    drop: Optional[str] = typer.Option(None, "--drop", help="table columns to leave out, comma-separated"),
+    columns: Optional[str] = typer.Option(None, "--columns", help="the only table columns to use as features, comma-separated"),
+    header: Optional[bool] = typer.Option(None, "--header/--no-header", help="CSV: the first row is (not) a header; default: detected"),
+    sep: Optional[str] = typer.Option(None, "--sep", help="CSV field separator (default ',' or a tab for .tsv)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder to write (default runs/DATA-MODEL, never an existing one)"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder (default $SOFTREG_DATA)"),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="save a resumable checkpoint every N epochs"),
+    checkpoint_seconds: Optional[float] = typer.Option(None, "--checkpoint-seconds", help="also save one every S seconds within long epochs"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run in this folder (its --out); no other option needed"),
 ) -> None:
     """Train a classifier and save it as a run folder."""
-    from softreg.config import make_config
-    from softreg.data import load_dataset
-    from softreg.runs import check_writable, save_result
-    from softreg.train import resolve_device
-    from softreg.train import train as run_training
+    from softreg.training.config import Runtime, make_config
+    from softreg.training.job import DataArgs, default_out, resume_training, run_training
 
+    progress = sys.stderr.isatty()
+    if resume is not None:
+        given = [name for name, value in locals().items()
+                 if name not in ("resume", "progress", "data", "no_bias", "stream") and value is not None]
+        if given or data != "digits" or no_bias or stream:
+            raise UserInputError("--resume continues a run with its own settings; give no other option "
+                                 f"(got --{(given or ['data'])[0].replace('_', '-')}).")
+        out = resume_training(resume, echo=echo, note=note, progress=progress)
+        _finish(out)
+        return
+    mlp = (model or ("mlp" if recipe == "default-mlp" else None)) == "mlp"
+    if not mlp and (hidden is not None or activation is not None):
+        raise UserInputError(f"--{'hidden' if hidden is not None else 'activation'} shapes an MLP's hidden layers; "
+                             "add --model mlp (or leave the option out).")
     config = make_config(
         recipe, data_name=data, model=model, hidden=_parse_hidden(hidden), activation=activation,
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum, l2=l2,
         l1=l1, schedule=schedule, average=average, validation_fraction=validation_fraction,
-        early_stopping=early_stopping, patience=patience, threads=threads,
-        init=init, bias=False if no_bias else None, shuffle=shuffle, drop_last=drop_last, seed=seed,
-        device=device, preprocess=preprocess, log_every=log_every,
+        early_stopping=early_stopping, patience=patience, init=init, bias=False if no_bias else None,
+        shuffle=shuffle, drop_last=drop_last, seed=seed, preprocess=preprocess, impute=impute,
     )
-    device_used = resolve_device(config.device)
-    out = check_writable(out or Path("runs") / f"{Path(data).stem}-{config.model}")
-    dataset = load_dataset(data, data_dir=data_dir, label=label, progress=sys.stderr.isatty())
-    n_test = len(dataset.test) if dataset.test is not None else 0
-    echo(f"data: {dataset.name} ({dataset.source}): {len(dataset.train)} train, {n_test} test, "
-          f"{dataset.n_features} features, {dataset.n_classes} classes")
-    config = config.resolved(round(len(dataset.train) * (1 - config.validation_fraction)))
-    echo(f"model: {config.model}  optimizer: {config.optimizer} lr {config.lr}  "
-          f"batch {config.batch_size or 'all'}  epochs {config.epochs}  seed {config.seed}  "
-          f"device {device_used}  recipe {config.recipe}")
-    every = config.log_every or max(1, config.epochs // 10)
+    runtime = Runtime(device=device or "auto", threads=threads or 0, log_every=log_every or 0,
+                      checkpoint_every=checkpoint_every or 0, checkpoint_seconds=checkpoint_seconds or 0.0)
+    args = DataArgs(spec=data, data_dir=data_dir, label=label, test=test, stream=stream,
+                    drop=_names(drop), columns=_names(columns) if columns is not None else None,
+                    header=header, sep=sep)
+    if out is None:
+        out = default_out(data, config.model.kind)
+    run_training(args, config, runtime, out, echo=echo, note=note, progress=progress)
+    _finish(out)
 
-    def log(row: dict) -> None:
-        if (row["epoch"] - 1) % every == 0 or row["epoch"] == config.epochs:
-            echo(f"Epoch {row['epoch']:>{len(str(config.epochs))}}/{config.epochs}  "
-                  f"Cost: {row['avg_cost']:.6f}  Accuracy: {row['accuracy']:.4f}")
 
-    result = run_training(dataset, config, on_epoch=log, progress=sys.stderr.isatty())
-    save_result(out, result, dataset, data, label)
-    print_metrics(result.metrics)
+def _names(text: Optional[str]) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()] if text else []
+
+
+def _finish(out: Path) -> None:
+    import json
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    print_metrics(metrics)
     echo(f"saved run to {out}")

@@ -41,6 +41,11 @@ class Dataset:
     pixel_max: float | None = None
     source: str = ""
     feature_names: list[str] | None = field(default=None)
+    schema: object = None  # tables: the TableSchema that turned the columns into features
+
+    def with_train(self, train: Split) -> "Dataset":
+        """The same dataset with another training split (a validation split held out, say)."""
+        return replace(self, train=train)
 
     @property
     def n_classes(self) -> int:

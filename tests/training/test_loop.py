@@ -1,6 +1,5 @@
-"""Training: the lessons' reference figures, the fast path against the reference loop, options."""
+"""The training loop: the lessons' reference figures, the fast path against the reference loop, options."""
 
-import math
 
 import numpy as np
 import pytest
@@ -9,21 +8,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from softreg import functional as SF
-from softreg.config import TrainConfig, make_config
 from softreg.data import load_dataset
 from softreg.data.base import Dataset, Split
 from softreg.data.lessons import TOY_X, TOY_Y
+from softreg.data.sources import batch_bounds
 from softreg.errors import UserInputError
-from softreg.models import LogisticRegression, SoftmaxRegression
-from softreg.train import (
-    autograd_step,
-    batch_slices,
-    fit,
-    linear_step,
-    make_optimizer,
-    split_validation,
-    train,
-)
+from softreg.models import Classifier, LogisticRegression, Preprocess, SoftmaxRegression
+from softreg.training import Callback, make_config, split_validation, train
 
 TOY_COSTS = [1.098612, 0.761050, 0.689991, 0.643229, 0.604117, 0.568255,
              0.533922, 0.500291, 0.466908, 0.433507, 0.399962]
@@ -94,31 +85,49 @@ def _blobs(n=300, f=6, c=3, seed=0):
 
 @pytest.mark.parametrize("binary", [False, True])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_fused_linear_step_matches_autograd(binary, weighted):
+@pytest.mark.parametrize("kind", ["none", "pixels", "standardize"])
+def test_closed_form_gradients_match_autograd(binary, weighted, kind):
+    """The linear models' closed-form gradients, with the preprocessing folded into the layer,
+    equal autograd's through softreg.functional's cross-entropy on preprocessed inputs."""
     X, y = _blobs(c=2 if binary else 4)
+    X = X * 7 + 30  # raw values with an offset, so the folded shift matters
     w = torch.rand(len(y)) + 0.5 if weighted else None
-    config = TrainConfig(l2=0.01, momentum=0.9, lr=0.05)
     torch.manual_seed(0)
-    fast = LogisticRegression(6) if binary else SoftmaxRegression(6, 4)
-    ref = LogisticRegression(6) if binary else SoftmaxRegression(6, 4)
-    ref.load_state_dict(fast.state_dict())
-    opt_fast, opt_ref = make_optimizer(fast, config), make_optimizer(ref, config)
-    for start in range(0, 300, 50):
-        sl = slice(start, start + 50)
-        wb = None if w is None else w[sl]
-        c1, k1 = linear_step(fast, opt_fast, X[sl], y[sl], wb, config)
-        c2, k2 = autograd_step(ref, opt_ref, X[sl], y[sl], wb, config)
-        torch.testing.assert_close(c1, c2)
-        assert int(k1) == int(k2)
-    for p1, p2 in zip(fast.parameters(), ref.parameters()):
-        torch.testing.assert_close(p1, p2, rtol=1e-5, atol=1e-6)
+    net = LogisticRegression(6) if binary else SoftmaxRegression(6, 4)
+    model = Classifier(net, Preprocess.fit(kind, X, 255.0), 2 if binary else 4).double()
+    X = X.double()
+    cost, correct, grads = model.gradients(X[:50], y[:50], None if w is None else w[:50].double(), 50)
+    x = model.preprocess(X[:50])
+    scores = net(x)
+    if binary:
+        losses = SF.binary_cross_entropy_with_logits(scores, y[:50].double(), reduction="none")
+    else:
+        losses = SF.cross_entropy(scores, y[:50], reduction="none")
+    ref_cost = (losses if w is None else losses * w[:50].double()).sum() / 50
+    ref_grads = torch.autograd.grad(ref_cost, list(net.parameters()))
+    torch.testing.assert_close(cost, ref_cost.detach())
+    for got, ref in zip(grads, ref_grads):
+        torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-12)
+    predicted = (scores >= 0).long() if binary else scores.argmax(1)
+    assert int(correct) == int((predicted == y[:50]).sum())
+
+
+def test_folded_scores_equal_the_preprocessed_forward():
+    X, y = _blobs(c=3)
+    raw = (X * 20 + 100).clamp(0, 255).round().to(torch.uint8)
+    torch.manual_seed(1)
+    model = Classifier(SoftmaxRegression(6, 3), Preprocess.fit("standardize", raw, 255.0), 3)
+    with torch.no_grad():
+        folded = model(raw)
+        plain = model.net(model.preprocess(raw))
+    torch.testing.assert_close(folded, plain, rtol=1e-5, atol=1e-5)
 
 
 def test_fast_path_reproduces_the_dataloader_loop():
     """The lessons' loop (TensorDataset + DataLoader(shuffle, drop_last) + nn.Linear + SGD)
     and softreg's in-tensor loop visit the same minibatches and give the same costs."""
     X, y = _blobs(n=250, f=8, c=3)
-    config = TrainConfig(batch_size=20, lr=0.1, momentum=0.0, epochs=3, drop_last=True,
+    config = make_config(batch_size=20, lr=0.1, momentum=0.0, epochs=3, drop_last=True,
                          shuffle=True, seed=777, preprocess="none", l2=0.0, average=0.0)
     data = Dataset("blobs", Split(X, y), None, ["a", "b", "c"])
     ours = train(data, config).history.avg_cost
@@ -209,8 +218,12 @@ def test_validation_split_is_stratified_and_disjoint():
 def test_l1_gives_exact_zeros_and_cosine_schedule_decays():
     data = load_dataset("digits")
     seen = []
+    class Seen(Callback):
+        def on_epoch(self, state, row):
+            seen.append(row["epoch"])
+
     sparse = train(data, make_config(l1=0.05, epochs=5, schedule="cosine", batch_size=128, preprocess="pixels"),
-                   on_epoch=lambda row: seen.append(row["epoch"]))
+                   callbacks=[Seen()])
     weight = sparse.model.net.linear.weight
     assert (weight == 0).float().mean() > 0.3
     assert sparse.metrics["test_accuracy"] > 0.85
@@ -219,64 +232,23 @@ def test_l1_gives_exact_zeros_and_cosine_schedule_decays():
     assert (dense.model.net.linear.weight == 0).float().mean() < 0.01
 
 
-def test_cosine_schedule_reaches_zero_at_the_end():
-    from softreg.train import CosineSchedule
-
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.4)
-    schedule = CosineSchedule(opt, 10)
-    lrs = []
-    for _ in range(10):
-        schedule.step()
-        lrs.append(opt.param_groups[0]["lr"])
-    assert lrs[4] == pytest.approx(0.2)
-    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
-    assert lrs == sorted(lrs, reverse=True)
-
-
 def test_sample_weights_act_like_repeated_samples():
     X, y = _blobs(n=60, f=3, c=2)
     data = Dataset("b", Split(X, y), None, ["a", "b"])
     twice = Dataset("b2", Split(torch.cat([X, X[:10]]), torch.cat([y, y[:10]])), None, ["a", "b"])
     w = torch.ones(60)
     w[:10] = 2
-    config = TrainConfig(batch_size=0, lr=0.5, momentum=0, epochs=30, preprocess="none", shuffle=False)
-    from softreg.train import build_classifier
-
-    torch.manual_seed(0)
-    m1 = build_classifier(data, config)
-    torch.manual_seed(0)
-    m2 = build_classifier(twice, config)
-    fit(m1, data, config, sample_weight=w * 60 / 70)
-    fit(m2, twice, config)
+    config = make_config(batch_size=0, lr=0.5, momentum=0, epochs=30, preprocess="none", shuffle=False,
+                         average=0.0)
+    m1 = train(data, config, sample_weight=w * 60 / 70).model
+    m2 = train(twice, config).model
     torch.testing.assert_close(m1.net.linear.weight, m2.net.linear.weight, rtol=1e-4, atol=1e-5)
 
 
-def test_batch_slices():
-    assert batch_slices(10, 4, False) == [(0, 4), (4, 8), (8, 10)]
-    assert batch_slices(10, 4, True) == [(0, 4), (4, 8)]
-    assert batch_slices(10, 0, True) == [(0, 10)]
-
-
-@pytest.mark.parametrize(
-    "settings, match",
-    [
-        (dict(lr=0), "lr must be a positive finite number; got 0"),
-        (dict(lr=math.nan), "lr must be a positive finite number; got nan"),
-        (dict(epochs=0), "epochs must be an integer >= 1; got 0"),
-        (dict(batch_size=-1), "batch_size must be an integer >= 0"),
-        (dict(optimizer="rmsprop"), "optimizer must be one of sgd, adam, lbfgs; got 'rmsprop'"),
-        (dict(model="svm"), "model must be one of"),
-        (dict(activation="gelu"), "activation must be one of"),
-        (dict(momentum=1.0), "momentum must be in"),
-        (dict(hidden=[10, 0]), "hidden must be a list of positive layer sizes"),
-        (dict(early_stopping=True), "Add --validation-fraction"),
-        (dict(optimizer="lbfgs", l1=0.1), "L1 is not smooth"),
-        (dict(colour="red"), "unknown training setting"),
-    ],
-)
-def test_config_rejects_bad_settings(settings, match):
-    with pytest.raises(UserInputError, match=match):
-        TrainConfig.from_dict(settings)
+def test_batch_bounds():
+    assert batch_bounds(10, 4, False) == [(0, 4), (4, 8), (8, 10)]
+    assert batch_bounds(10, 4, True) == [(0, 4), (4, 8)]
+    assert batch_bounds(10, 0, True) == [(0, 10)]
 
 
 def test_unknown_recipe_and_diverging_training():
@@ -285,16 +257,6 @@ def test_unknown_recipe_and_diverging_training():
     data = Dataset("big", Split(torch.randn(50, 3) * 1e30, torch.randint(0, 2, (50,))), None, ["a", "b"])
     with pytest.raises(UserInputError, match="diverged"):
         train(data, make_config(preprocess="none", lr=10.0, epochs=3))
-
-
-def test_automatic_batch_size_and_epochs_scale_with_the_data():
-    auto = TrainConfig()
-    assert (auto.resolved(60000).batch_size, auto.resolved(60000).epochs) == (512, 6)
-    assert (auto.resolved(1437).batch_size, auto.resolved(1437).epochs) == (32, 16)
-    assert auto.resolved(100).batch_size == 16
-    fixed = TrainConfig(batch_size=0, epochs=3).resolved(1000)
-    assert (fixed.batch_size, fixed.epochs) == (0, 3)
-    assert auto.batch_size is None  # resolving returns a copy
 
 
 def test_weight_averaging_smooths_the_last_iterate():

@@ -1,0 +1,144 @@
+"""Feature scaling stored with a model: fitted in one pass over chunks of the training rows.
+
+``Preprocess`` maps raw inputs to ``(x - shift) * scale`` per feature. Its statistics are
+accumulated chunk by chunk (``Moments``), so fitting never needs the whole training split in
+memory, and partial statistics from several processes merge exactly (Chan et al.'s pairwise
+update), so every process applies the transform one process would have fitted.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from softreg.errors import UserInputError
+
+PREPROCESS = ("auto", "none", "pixels", "standardize")
+FIT_CHUNK = 8192  # rows turned into float64 at once while fitting
+
+
+class Moments:
+    """Running count, mean and sum of squared deviations of each feature, in float64."""
+
+    def __init__(self, n_features: int):
+        self.count = 0
+        self.mean = torch.zeros(n_features, dtype=torch.float64)
+        self.m2 = torch.zeros(n_features, dtype=torch.float64)
+
+    def update(self, chunk: torch.Tensor) -> "Moments":
+        """Add rows of shape (n, F) (any dtype)."""
+        if chunk.shape[0] == 0:
+            return self
+        x = chunk.reshape(chunk.shape[0], -1).to(torch.float64)
+        part = Moments(x.shape[1])
+        part.count = x.shape[0]
+        part.mean = x.mean(dim=0)
+        part.m2 = ((x - part.mean) ** 2).sum(dim=0)
+        return self.merge(part)
+
+    def merge(self, other: "Moments") -> "Moments":
+        """Combine with statistics of other rows (another chunk, or another process's share)."""
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            self.count, self.mean, self.m2 = other.count, other.mean.clone(), other.m2.clone()
+            return self
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * (other.count / n)
+        self.m2 = self.m2 + other.m2 + delta * delta * (self.count * other.count / n)
+        self.count = n
+        return self
+
+    @property
+    def std(self) -> torch.Tensor:
+        """Population standard deviation (what StandardScaler uses)."""
+        return (self.m2 / max(self.count, 1)).clamp(min=0).sqrt()
+
+
+def chunks_of(X: torch.Tensor, size: int = FIT_CHUNK) -> Iterable[torch.Tensor]:
+    """Row chunks of an in-memory tensor (views: no copy)."""
+    for start in range(0, X.shape[0], size):
+        yield X[start : start + size]
+
+
+class Preprocess(nn.Module):
+    """Flatten and rescale raw inputs: out = (x - shift) * scale, per feature.
+
+    Fitted on the training split and saved with the weights, so evaluation and
+    prediction see inputs scaled exactly as in training.
+
+    kind ``none`` keeps values; ``pixels`` divides by the largest pixel value
+    (255 for IDX images) to land in [0, 1]; ``standardize`` subtracts each
+    feature's training mean and divides by its standard deviation (features
+    listed in ``keep`` — one-hot columns of a table — are left as they are).
+    """
+
+    def __init__(self, n_features: int, kind: str = "none"):
+        super().__init__()
+        if kind not in PREPROCESS or kind == "auto":
+            raise UserInputError(f"unknown preprocessing {kind!r}; choose one of none, pixels, standardize.")
+        self.kind = kind
+        self.register_buffer("shift", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+
+    @classmethod
+    def fit(cls, kind: str, X: torch.Tensor, pixel_max: float | None, keep: list[int] | None = None) -> "Preprocess":
+        """Fit on in-memory raw inputs X of shape (N, *sample_shape), in chunks."""
+        n_features = 1
+        for d in X.shape[1:]:
+            n_features *= int(d)
+        return cls.fit_chunks(kind, chunks_of(X), n_features, pixel_max, keep)
+
+    @classmethod
+    def fit_chunks(cls, kind: str, chunks: Iterable[torch.Tensor], n_features: int, pixel_max: float | None,
+                   keep: list[int] | None = None, merge=None) -> "Preprocess":
+        """Fit from an iterable of raw row chunks (N_i, F) in one pass.
+
+        merge : optional function combining this process's Moments with the other
+            processes' (distributed training); identity when None.
+        """
+        pre = cls(n_features, kind)
+        if kind == "pixels":
+            if not pixel_max:
+                raise UserInputError("--preprocess pixels needs image data; use standardize or none for tables.")
+            pre.scale.fill_(1.0 / pixel_max)
+        elif kind == "standardize":
+            moments = Moments(n_features)
+            for chunk in chunks:
+                moments.update(chunk)
+            if merge is not None:
+                moments = merge(moments)
+            std = moments.std
+            shift = moments.mean.clone()
+            scale = torch.where(std > 0, 1.0 / std, torch.ones_like(std))
+            if keep:
+                shift[keep], scale[keep] = 0.0, 1.0
+            pre.shift.copy_(shift)
+            pre.scale.copy_(scale)
+        return pre
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(x.shape[0], -1).to(self.scale.dtype)  # (N, *shape) -> (N, F)
+        if self.kind == "none":
+            return x
+        if self.kind == "pixels":
+            return x * self.scale
+        return (x - self.shift) * self.scale
+
+    def foldable(self) -> bool:
+        """Whether a linear layer may absorb this transform (W' = W * scale, b' = b - W' shift)
+        without losing float precision: the shift is at most a few dozen standard deviations."""
+        if self.kind != "standardize":
+            return True
+        return bool((self.shift.abs() * self.scale).max() <= FOLD_LIMIT) if self.shift.numel() else True
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}"
+
+
+# |shift| * scale up to which folding keeps float32 gradients accurate to about 1e-5 relative
+# (the cancellation in X^T R - shift r^T loses about log2 of this ratio in bits).
+FOLD_LIMIT = 64.0

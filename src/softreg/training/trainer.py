@@ -1,0 +1,157 @@
+"""``train``: from an in-memory dataset and a config to a trained classifier and its scores.
+
+It holds out the validation split, fits the preprocessing on the training rows, builds the
+network and the TrainState (or restores them from a checkpoint), runs ``fit`` over an
+in-memory batch source and scores every split once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from softreg.data.base import Dataset, Split
+from softreg.data.sources import InMemorySource
+from softreg.errors import UserInputError
+from softreg.models import Classifier, ModelConfig, Preprocess, build_model
+from softreg.training.config import LESSON_TABLES, Runtime, TrainConfig, make_config
+from softreg.training.device import resolve_device
+from softreg.training.loop import SINGLE, Callback, Comm, evaluate_source, fit
+from softreg.training.plan import Plan, make_plan
+from softreg.training.state import History, TrainState, stopping_for
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class TrainResult:
+    model: Classifier
+    history: History
+    metrics: dict
+    config: TrainConfig
+    plan: Plan
+    state: TrainState
+
+
+def preprocess_kind(data: Dataset, config: TrainConfig) -> str:
+    """The preprocessing a run uses: ``auto`` is pixels for images, none for the lessons' tables,
+    standardize otherwise."""
+    kind = config.data.preprocess
+    if kind != "auto":
+        return kind
+    if data.pixel_max:
+        return "pixels"
+    return "none" if data.name in LESSON_TABLES else "standardize"
+
+
+def model_config_for(data: Dataset, config: TrainConfig) -> ModelConfig:
+    m = config.model
+    return ModelConfig(kind=m.kind, n_features=data.n_features, n_classes=data.n_classes,
+                       hidden=list(m.hidden), activation=m.activation, bias=m.bias, init=m.init)
+
+
+def build_classifier(data: Dataset, config: TrainConfig, fit_preprocess: bool = True) -> Classifier:
+    """Fit the preprocessing on the training split (in chunks) and create the network, drawing its
+    initial weights from torch's random state."""
+    kind = preprocess_kind(data, config)
+    keep = data.schema.unscaled() if data.schema is not None else None
+    if fit_preprocess:
+        preprocess = Preprocess.fit(kind, data.train.X, data.pixel_max, keep)
+    else:
+        preprocess = Preprocess(data.n_features, kind)  # buffers come from a checkpoint
+    net = build_model(model_config_for(data, config))
+    return Classifier(net, preprocess, data.n_classes, schema=data.schema)
+
+
+def split_validation(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Split | None]:
+    """Hold out ``fraction`` of the training split (stratified when possible, fixed by ``seed``)."""
+    if fraction <= 0:
+        return data, None
+    from sklearn.model_selection import train_test_split
+
+    y = data.train.y.numpy()
+    n_val = max(1, int(round(len(y) * fraction)))
+    if len(y) - n_val < 1:
+        raise UserInputError(f"validation fraction {fraction} leaves no training samples; lower it.")
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 and n_val >= (counts > 0).sum() else None
+    tr, va = train_test_split(np.arange(len(y)), test_size=n_val, random_state=seed, stratify=stratify)
+    tr, va = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
+    kept = data.with_train(Split(data.train.X[tr], data.train.y[tr]))
+    return kept, Split(data.train.X[va], data.train.y[va])
+
+
+def new_state(data: Dataset, config: TrainConfig, runtime: Runtime, *, has_validation: bool,
+              device: torch.device, fit_preprocess: bool = True, model: Classifier | None = None) -> TrainState:
+    """Build the classifier (unless ``model`` continues an earlier fit) and the TrainState,
+    without touching the caller's random state.
+
+    The network's initial weights are drawn after seeding with ``config.seed``; the trainer's
+    generator continues from there, so a seeded run shuffles as the lessons' DataLoader did.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        if model is None:
+            model = build_classifier(data, config, fit_preprocess)
+        generator = torch.Generator()
+        generator.set_state(torch.get_rng_state())
+    model.to(device=device, dtype=DTYPES[config.optim.dtype])
+    plan = make_plan(config, len(data.train), data.n_features, runtime, device.type)
+    return TrainState(model, config, plan, generator, stopping_for(config, has_validation))
+
+
+def train(
+    data: Dataset,
+    config: TrainConfig | None = None,
+    *,
+    runtime: Runtime | None = None,
+    callbacks: Iterable[Callback] = (),
+    sample_weight: torch.Tensor | None = None,
+    resume: tuple[dict, dict] | None = None,
+    comm: Comm = SINGLE,
+) -> TrainResult:
+    """Train a classifier on ``data.train`` and score it on every split.
+
+    config : the settings (default: ``make_config()`` for this data)
+    runtime : device, threads, checkpoints (never change the result)
+    callbacks : logging, progress, checkpoints (softreg.training.callbacks)
+    sample_weight : optional tensor of shape (n_train,) scaling each sample's cost
+    resume : (tensors, state) read from a checkpoint of this very run: training continues from it
+    """
+    config = (config or make_config(data_name=data.name)).validate()
+    runtime = (runtime or Runtime()).validate()
+    data.validate()
+    if sample_weight is not None and config.stop.validation_fraction > 0:
+        raise UserInputError("sample weights with a validation split are not supported by train(); "
+                             "hold out the validation rows yourself.")
+    device = resolve_device(runtime.device)
+    data, validation = split_validation(data, config.stop.validation_fraction, config.seed)
+    state = new_state(data, config, runtime, has_validation=validation is not None, device=device,
+                      fit_preprocess=resume is None)
+    if resume is not None:
+        state.load_checkpoint(*resume)
+    w = None if sample_weight is None else sample_weight.to(state.model.dtype)
+    source = InMemorySource(data.train.X, data.train.y, w, device=device)
+    val_source = None if validation is None else InMemorySource(validation.X, validation.y, device=device)
+    fit(state, source, validation=val_source, callbacks=callbacks, comm=comm)
+    metrics = final_metrics(state, {"train": source, "val": val_source,
+                                    "test": None if data.test is None else
+                                    InMemorySource(data.test.X, data.test.y, device=device)}, comm)
+    return TrainResult(state.model, state.history, metrics, config, state.plan, state)
+
+
+def final_metrics(state: TrainState, sources: dict, comm: Comm = SINGLE) -> dict:
+    """train_seconds, epochs and the loss and accuracy of each split (one chunked pass each)."""
+    metrics: dict = {"train_seconds": state.elapsed, "epochs": len(state.history)}
+    if state.history.best_epoch is not None:
+        metrics["best_epoch"] = state.history.best_epoch
+    for name, source in sources.items():
+        if source is not None:
+            scores = evaluate_source(state.model, source, comm)
+            metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = scores["loss"], scores["accuracy"]
+    if comm.world > 1:
+        metrics["world_size"] = comm.world
+    return metrics

@@ -1,0 +1,176 @@
+"""Updates: gradients in, new weights out. Momentum SGD and Adam written out (their state is plain
+tensors that checkpoints save), L-BFGS through torch, the L2 / L1 penalties, weight averaging.
+
+torch.optim is not used for SGD and Adam: its first step imports TorchDynamo (about 2 s on a
+fresh process) and its per-call overhead dominates small minibatches. The arithmetic is the
+same as torch.optim.SGD(momentum) and torch.optim.Adam (tests compare them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def weight_names(net: nn.Module) -> list[bool]:
+    """For each parameter, whether penalties apply to it (weight matrices, not biases)."""
+    return [name.endswith("weight") for name, _ in net.named_parameters()]
+
+
+class Updater:
+    """Applies one update from gradients; its state is a dict of named tensors plus scalars."""
+
+    name = "base"
+
+    def __init__(self, params: list[torch.Tensor], penalised: list[bool], l2: float, l1: float):
+        self.params = params
+        self.penalised = penalised
+        self.l2 = l2
+        self.l1 = l1
+        self.state: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor], lr: float) -> None:
+        if self.l2:
+            for p, g, pen in zip(self.params, grads, self.penalised):
+                if pen:
+                    g.add_(p, alpha=self.l2)
+        self._apply(grads, lr)
+        if self.l1:  # proximal step of the L1 penalty: soft-threshold, exact zeros appear
+            threshold = lr * self.l1
+            for p, pen in zip(self.params, self.penalised):
+                if pen:
+                    p.copy_(p.sign() * (p.abs() - threshold).clamp_(min=0))
+
+    def _apply(self, grads: list[torch.Tensor], lr: float) -> None:
+        raise NotImplementedError
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return dict(self.state)
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.state = {k: v.to(self.params[0].device) for k, v in tensors.items()}
+
+
+class SGD(Updater):
+    """p -= lr * v with v = momentum * v + g (torch.optim.SGD's form; v starts at the first g)."""
+
+    name = "sgd"
+
+    def __init__(self, params, penalised, l2, l1, momentum: float):
+        super().__init__(params, penalised, l2, l1)
+        self.momentum = momentum
+
+    def _apply(self, grads, lr):
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            if self.momentum:
+                buf = self.state.get(f"momentum.{i}")
+                if buf is None:
+                    buf = self.state[f"momentum.{i}"] = g.clone()
+                else:
+                    buf.mul_(self.momentum).add_(g)
+                g = buf
+            p.sub_(g, alpha=lr)
+
+
+class Adam(Updater):
+    """Adam (Kingma and Ba) with torch.optim.Adam's defaults: betas (0.9, 0.999), eps 1e-8."""
+
+    name = "adam"
+    betas = (0.9, 0.999)
+    eps = 1e-8
+
+    def _apply(self, grads, lr):
+        b1, b2 = self.betas
+        step = self.state.get("step")
+        step = self.state["step"] = torch.ones((), dtype=torch.float64) if step is None else step + 1
+        t = float(step)
+        for i, (p, g) in enumerate(zip(self.params, grads)):
+            m = self.state.setdefault(f"exp_avg.{i}", torch.zeros_like(p))
+            v = self.state.setdefault(f"exp_avg_sq.{i}", torch.zeros_like(p))
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v.sqrt() / math.sqrt(1 - b2**t)).add_(self.eps)
+            p.addcdiv_(m, denom, value=-lr / (1 - b1**t))
+
+
+def make_updater(net: nn.Module, optimizer: str, momentum: float, l2: float, l1: float) -> Updater:
+    params = list(net.parameters())
+    penalised = weight_names(net)
+    if optimizer == "adam":
+        return Adam(params, penalised, l2, l1)
+    return SGD(params, penalised, l2, l1, momentum)
+
+
+def l2_penalty(params: list[torch.Tensor], penalised: list[bool], l2: float) -> float:
+    """l2/2 times the squared norm of every weight matrix."""
+    if not l2:
+        return 0.0
+    return 0.5 * l2 * sum(float((p.detach().double() ** 2).sum()) for p, pen in zip(params, penalised) if pen)
+
+
+class LBFGS:
+    """Full-batch L-BFGS (torch.optim.LBFGS with a strong-Wolfe line search).
+
+    ``evaluate()`` must return (cost, correct, grads) over the whole training set (all
+    processes together); the L2 penalty is added here. Its state lives inside torch's
+    optimizer: a checkpoint taken mid-run restarts its curvature history (the weights,
+    and so the result of a run resumed at an epoch boundary, are unaffected only if
+    the run is not interrupted; see TrainState).
+    """
+
+    name = "lbfgs"
+
+    def __init__(self, net: nn.Module, lr: float, l2: float):
+        self.params = list(net.parameters())
+        self.penalised = weight_names(net)
+        self.l2 = l2
+        self.optimizer = torch.optim.LBFGS(self.params, lr=lr, max_iter=20, history_size=20,
+                                           line_search_fn="strong_wolfe")
+
+    def epoch(self, evaluate) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step (up to 20 evaluations); returns the first evaluation's cost and correct."""
+        first: dict = {}
+
+        def closure():
+            cost, correct, grads = evaluate()
+            for p, g, pen in zip(self.params, grads, self.penalised):
+                if self.l2 and pen:
+                    g = g + self.l2 * p.detach()
+                p.grad = g
+            first.setdefault("cost", cost)
+            first.setdefault("correct", correct)
+            return float(cost) + l2_penalty(self.params, self.penalised, self.l2)
+
+        self.optimizer.step(closure)
+        return first["cost"], first["correct"]
+
+
+class WeightAverage:
+    """Running mean of the parameters from update ``start`` on (Polyak-Ruppert averaging).
+
+    SGD's last iterate jitters around the optimum; the mean of the iterates sits closer to it.
+    """
+
+    def __init__(self, params: list[torch.Tensor], start: int):
+        self.params = params
+        self.start = start
+        self.count = 0
+        self.mean = [p.detach().clone() for p in params]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        """Call after update ``step`` (1-based)."""
+        if step < self.start:
+            return
+        self.count += 1
+        for mean, p in zip(self.mean, self.params):
+            mean.lerp_(p, 1.0 / self.count)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        if self.count:
+            for mean, p in zip(self.mean, self.params):
+                p.copy_(mean)
