@@ -72,16 +72,17 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run in this folder (its --out); no other option needed"),
 ) -> None:
     """Train a classifier and save it as a run folder."""
+    options = dict(locals())
     from softreg.training.config import Runtime, make_config
     from softreg.training.job import DataArgs, default_out, resume_training, run_training
 
     progress = sys.stderr.isatty()
     if resume is not None:
-        given = [name for name, value in locals().items()
-                 if name not in ("resume", "progress", "data", "no_bias", "stream") and value is not None]
-        if given or data != "digits" or no_bias or stream:
+        defaults = {"data": "digits", "no_bias": False, "stream": False, "resume": resume}
+        given = [name for name, value in options.items() if value != defaults.get(name)]
+        if given:
             raise UserInputError("--resume continues a run with its own settings; give no other option "
-                                 f"(got --{(given or ['data'])[0].replace('_', '-')}).")
+                                 f"(got --{given[0].replace('_', '-')}).")
         out = resume_training(resume, echo=echo, note=note, progress=progress)
         _finish(out)
         return
