@@ -205,7 +205,7 @@ BAD_CSV = {
     "blank-lines-only": ("\n\n \n", ["the file is empty"]),
     "header-only": ("a,b,label\n", ["header but no data rows"]),
     "ragged": ("a,b,label\n1,2,x\n3,4\n5,6,y\n", ["row 3 has 2 fields", "header has 3"]),
-    "nan": ("a,b,label\n1,nan,x\n3,4,y\n5,6,x\n7,8,y\n", ["column 'b'", "nan or infinite"]),
+    "nan": ("a,b,label\n1,nan,x\n3,4,y\n5,6,x\n7,8,y\n", ["column 'b'", "missing values", "--impute"]),
     "inf": ("a,b,label\n1,2,x\n-inf,4,y\n5,6,x\n7,8,y\n", ["column 'a'", "data row 2", "infinite"]),
     "missing-value": ("a,b,label\n1,,x\n3,4,y\n", ["column 'b'", "missing"]),
     "not-a-number": ("a,b,label\n1,red,x\n3,4,y\n", ["'red'", "not a number"]),
@@ -240,7 +240,7 @@ def test_unsupported_data_file_type(run_cli, tmp_path):
     sheet.write_bytes(b"PK\x03\x04")
     out = tmp_path / "run"
     code, _, err = _train(run_cli, out, "--data", sheet)
-    assert_user_error(code, err, "unsupported file type .xlsx", ".csv or .parquet")
+    assert_user_error(code, err, "unsupported file type .xlsx", ".csv / .tsv / .parquet")
     assert_no_run_left(out)
 
 
@@ -427,10 +427,11 @@ def test_evaluate_on_a_subset_of_the_classes_keeps_class_names(run_cli, tmp_path
     code, stdout, err = run_cli("evaluate", out, "--data", subset)
     assert code == 0, err
     accuracies = [float(a) for a in re.findall(r"accuracy (\S+)", stdout)]
-    assert len(accuracies) == 2 and min(accuracies) == 1.0
+    assert len(accuracies) == 1 and accuracies[0] == 1.0  # a table given to evaluate is scored whole
+    assert "test split: 20 samples" in stdout
     unknown = _blob_csv(tmp_path / "other.csv", ("bee", "dog"))
     code, _, err = run_cli("evaluate", out, "--data", unknown)
-    assert_user_error(code, err, "class(es) 'dog' are not among the model's 3 classes")
+    assert_user_error(code, err, "label(s) 'dog' are not among the model's 3 classes")
 
 
 def test_retraining_replaces_the_run_atomically(run_cli, tmp_path):

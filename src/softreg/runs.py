@@ -66,15 +66,23 @@ def probe_writable(folder: Path, what: str) -> None:
         ) from None
 
 
-def describe_data(dataset: Dataset, spec: str, label: str | None = None) -> dict:
+def describe_data(dataset: Dataset, spec: str, label: str | None = None, options: dict | None = None) -> dict:
     """What a run records about its data, enough to load the same data again.
 
     spec : the ``--data`` argument: a dataset name, or a path (stored absolute).
+    label : the label column asked for; the one actually used is recorded (tables).
+    options : how the table was read (test, drop, columns, header, sep), for evaluate and predict.
     """
     from softreg.data import BUILTIN, NAMED_IDX
 
+    if dataset.schema is not None:
+        label = dataset.schema.label
+    options = {k: v for k, v in (options or {}).items() if k in TABLE_OPTIONS}
+    if options.get("test"):
+        options["test"] = str(Path(options["test"]).resolve())
     return {
         "spec": spec if spec in BUILTIN + NAMED_IDX else str(Path(spec).resolve()),
+        "options": options,
         "name": dataset.name, "source": dataset.source, "label": label, "classes": dataset.classes,
         "schema": dataset.schema.to_dict() if dataset.schema is not None else None,
         "image_shape": list(dataset.image_shape) if dataset.image_shape else None,
@@ -83,11 +91,14 @@ def describe_data(dataset: Dataset, spec: str, label: str | None = None) -> dict
     }
 
 
+TABLE_OPTIONS = ("test", "drop", "columns", "header", "sep")
+
+
 def save_result(out: str | Path, result: TrainResult, dataset: Dataset, spec: str,
-                label: str | None = None) -> Path:
-    """Save what ``softreg.train.train`` returned as a run folder."""
+                label: str | None = None, options: dict | None = None) -> Path:
+    """Save what ``softreg.training.train`` returned as a run folder."""
     return save_run(out, result.model, result.config, model_config_for(dataset, result.config),
-                    describe_data(dataset, spec, label), result.metrics, result.history)
+                    describe_data(dataset, spec, label, options), result.metrics, result.history)
 
 
 def save_run(
@@ -220,3 +231,31 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
             metrics = {}
     model.eval()
     return LoadedRun(model.to(device), config, model_config, data_info, metrics, path)
+
+
+def load_run_dataset(run: LoadedRun, data: str | None = None, data_dir: str | None = None) -> Dataset:
+    """The data to score a run on, with the run's class numbering.
+
+    Without ``data``: the run's own data, read as in training (same split, same table options).
+    A table given to a table model is encoded with the model's schema (columns matched by name)
+    and scored whole, as the test split.
+    """
+    from softreg.data import load_dataset
+    from softreg.data.tables import is_table
+    from softreg.data.tabular import load_scoring_table
+
+    classes = run.data["classes"]
+    options = {k: v for k, v in (run.data.get("options") or {}).items() if k in TABLE_OPTIONS}
+    schema = run.model.schema
+    if data is not None and schema is not None and is_table(Path(data)):
+        return load_scoring_table(data, schema, classes, header=options.get("header"), sep=options.get("sep"))
+    spec = data or run.data["spec"]
+    if data is not None:
+        options = {}
+    dataset = load_dataset(spec, data_dir=data_dir, label=run.data.get("label"), **options)
+    if dataset.n_features != run.model_config.n_features:
+        raise UserInputError(
+            f"{spec} has {dataset.n_features} features per sample but the model expects "
+            f"{run.model_config.n_features}; score data shaped like the training data."
+        )
+    return dataset.relabel(classes)

@@ -6,7 +6,6 @@ from typing import Optional
 
 import typer
 
-from softreg.errors import UserInputError
 
 
 app = typer.Typer(
@@ -41,16 +40,12 @@ def print_metrics(metrics: dict) -> None:
 
 
 def load_run_data(run, data: Optional[str], data_dir: Optional[str]):
-    from softreg.data import load_dataset
+    from softreg.runs import load_run_dataset
 
-    spec = data or run.data["spec"]
-    dataset = load_dataset(spec, data_dir=data_dir, label=run.data.get("label"))
-    if dataset.n_features != run.model_config.n_features:
-        raise UserInputError(
-            f"{spec} has {dataset.n_features} features per sample but the model expects "
-            f"{run.model_config.n_features}; evaluate on data shaped like the training data."
-        )
-    return dataset.relabel(run.data["classes"])
+    dataset = load_run_dataset(run, data, data_dir)
+    for line in dataset.notes:
+        note(line)
+    return dataset
 
 
 def one_line(text: str) -> str:

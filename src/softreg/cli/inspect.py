@@ -29,7 +29,7 @@ def evaluate(
     dataset = load_run_data(run, data, data_dir)
     classes = run.data["classes"]
     splits = {name: evaluate_split(run.model, split, classes, top_k)
-              for name, split in (("train", dataset.train), ("test", dataset.test)) if split is not None}
+              for name, split in (("train", dataset.train), ("test", dataset.test)) if split is not None and len(split)}
     if save:
         doc = {"run": str(run_dir), "data": data or run.data["spec"], "classes": classes, "splits": splits}
         written = write_json(Path(run_dir) / "evaluation.json", doc)

@@ -9,7 +9,6 @@ from softreg.errors import UserInputError
 
 BUILTIN = ("digits", "toy", "toy-binary", "xor")
 NAMED_IDX = ("mnist", "fashion-mnist", "kmnist")
-TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def load_dataset(
@@ -19,9 +18,15 @@ def load_dataset(
     label: str | None = None,
     download: bool = True,
     progress: bool = False,
+    **table_options,
 ) -> Dataset:
-    """Load a dataset by name (``digits``, ``mnist``, ...), IDX folder, or CSV / Parquet file."""
-    from softreg.data import catalog, digits, lessons, tabular
+    """Load a dataset by name (``digits``, ``mnist``, ...), an IDX folder, or a table (CSV, TSV,
+    Parquet, or a folder of their shards).
+
+    table_options : for tables, ``test``, ``drop``, ``columns``, ``header``, ``sep``, ``impute``
+        (see softreg.data.tabular.load_table).
+    """
+    from softreg.data import catalog, digits, lessons, tables, tabular
 
     if name == "digits":
         return digits.digits().validate()
@@ -30,19 +35,20 @@ def load_dataset(
     if name in NAMED_IDX:
         return catalog.load_idx_dataset(name, data_dir=data_dir, download=download, progress=progress)
     path = Path(name)
-    if path.suffix.lower() in TABLE_SUFFIXES:
-        return tabular.load_table(path, label=label)
+    if tables.table_format(path) is not None or (path.is_dir() and not any(catalog.find_idx_files(path).values())
+                                                 and tables.shard_files(path)):
+        return tabular.load_table(path, label=label, **table_options)
     if path.is_dir():
         return catalog.load_idx_dataset(str(path), data_dir=data_dir, download=False)
     if path.exists():
         raise UserInputError(
-            f"{name}: unsupported file type {path.suffix or '(none)'}; give a .csv or .parquet "
-            "table or a folder of IDX files."
+            f"{name}: unsupported file type {path.suffix or '(none)'}; give a .csv / .tsv / .parquet "
+            "table (or a folder of them) or a folder of IDX files."
         )
     known = ", ".join(BUILTIN + NAMED_IDX)
     raise UserInputError(
         f"unknown dataset {name!r}: not a known name ({known}) nor an existing file or folder; "
-        "give one of those names or the path of a .csv / .parquet file or IDX folder."
+        "give one of those names or the path of a .csv / .parquet table or an IDX folder."
     )
 
 

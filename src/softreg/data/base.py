@@ -42,6 +42,7 @@ class Dataset:
     source: str = ""
     feature_names: list[str] | None = field(default=None)
     schema: object = None  # tables: the TableSchema that turned the columns into features
+    notes: list[str] = field(default_factory=list)  # things worth telling the user about the data
 
     def with_train(self, train: Split) -> "Dataset":
         """The same dataset with another training split (a validation split held out, say)."""

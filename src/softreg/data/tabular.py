@@ -1,167 +1,174 @@
-"""Users' own tables: CSV or Parquet files with one label column and numeric features."""
+"""Load a table into memory as a Dataset, to train on (fitting its schema) or to score with a
+model's stored schema; see softreg.data.tables for the reading."""
 
 from __future__ import annotations
 
-import csv
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from softreg.data.base import Dataset, Split
+from softreg.data.columns import TableSchema, fill_missing
+from softreg.data.tables import (ID_ROWS, TableReader, check_text_columns, class_names, fit_categories,
+                                 infer_schema, label_texts, stratified_split)
 from softreg.errors import UserInputError
 
-LABEL_NAMES = ("label", "target", "class", "y")  # picked, case-insensitively, when --label is not given
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of a CSV file; a header is assumed when the first row is not all numbers."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [row for row in csv.reader(f) if row and any(cell.strip() for cell in row)]
-    except UnicodeDecodeError:
-        raise UserInputError(f"{path}: not a text CSV file; save the table as UTF-8 CSV.") from None
-    except csv.Error as exc:
-        raise UserInputError(f"{path}: malformed CSV ({exc}); check quoting and delimiters.") from None
-    except OSError as exc:
-        raise UserInputError(
-            f"cannot read {path} ({exc.strerror or exc}); fix its permissions or copy it somewhere readable."
-        ) from None
-    if not rows:
-        raise UserInputError(f"{path}: the file is empty; give a header and at least one row.")
-    has_header = not all(_is_number(cell) for cell in rows[0])
-    if has_header:
-        header, rows = [cell.strip() for cell in rows[0]], rows[1:]
-    else:
-        header = [f"c{i + 1}" for i in range(len(rows[0]))]
-    if not rows:
-        raise UserInputError(f"{path}: the file has a header but no data rows; add rows.")
-    for number, row in enumerate(rows, start=2 if has_header else 1):
-        if len(row) != len(header):
-            raise UserInputError(
-                f"{path}: row {number} has {len(row)} fields but the header has {len(header)}; "
-                "every row needs one value per column."
-            )
-    return header, rows
-
-
-def _read_parquet(path: Path) -> tuple[list[str], list[list]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UserInputError(
-            f"{path}: reading Parquet needs pyarrow; install it (pip install pyarrow) or use CSV."
-        ) from None
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises several types for damaged files
-        detail = " ".join(str(exc).split())
-        raise UserInputError(
-            f"{path}: not a readable Parquet file ({detail}); write it again or export the table as CSV."
-        ) from None
-    header = list(table.column_names)
-    columns = [table.column(name).to_pylist() for name in header]
-    rows = [list(r) for r in zip(*columns)]
-    if not rows:
-        raise UserInputError(f"{path}: the table has no rows; give at least one.")
-    return header, rows
-
-
-def _pick_label(header: list[str], label: str | None, path: Path) -> int:
-    if label is not None:
-        if label in header:
-            return header.index(label)
-        raise UserInputError(
-            f"{path}: no column named {label!r}; columns are {', '.join(header)}. "
-            "Pass one of them with --label."
-        )
-    lowered = [h.lower() for h in header]
-    for name in LABEL_NAMES:
-        if name in lowered:
-            return lowered.index(name)
-    return len(header) - 1
-
-
-def _class_names(values: list) -> list[str]:
-    texts = sorted({str(v).strip() for v in values})
-    if all(_is_number(t) for t in texts):
-        texts.sort(key=float)
-    return texts
-
-
 def load_table(
-    path: str | Path, label: str | None = None, test_fraction: float = 0.2, seed: int = 0
+    path: str | Path,
+    label: str | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    *,
+    test: str | Path | None = None,
+    drop: list[str] | None = None,
+    columns: list[str] | None = None,
+    header: bool | None = None,
+    sep: str | None = None,
+    impute: str = "none",
 ) -> Dataset:
-    """Read a CSV or Parquet table into a Dataset.
+    """Read a CSV / Parquet table (or folder of shards) to train on.
 
-    The label column is ``label`` when given, else the first column named label,
-    target, class or y, else the last column. Labels may be any text or numbers;
-    classes are their sorted distinct values. A stratified ``test_fraction`` of
-    the rows (fixed by ``seed``) is held out as the test split.
+    The label column is ``label`` when given, else the first column named label, target, class
+    or y, else the last one. Labels may be any text or numbers; classes are their sorted distinct
+    values. The test split is the table ``test`` when given (its columns matched by name), else a
+    stratified ``test_fraction`` of the rows, fixed by ``seed``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise UserInputError(f"{path}: no such file; check the path given to --data.")
     if not 0.0 <= test_fraction < 1.0:
         raise UserInputError(f"test fraction must be in [0, 1); got {test_fraction}.")
-    header, rows = _read_parquet(path) if path.suffix.lower() == ".parquet" else _read_csv(path)
-    if len(header) < 2:
-        raise UserInputError(f"{path}: found one column; a table needs features and a label column.")
-    label_col = _pick_label(header, label, path)
-    feature_cols = [i for i in range(len(header)) if i != label_col]
-    labels = [row[label_col] for row in rows]
-    if any(v is None or str(v).strip() == "" for v in labels):
-        row = next(i for i, v in enumerate(labels) if v is None or str(v).strip() == "")
-        raise UserInputError(f"{path}: data row {row + 1} has no label; fill it in or drop the row.")
-    X = np.empty((len(rows), len(feature_cols)), dtype=np.float32)
-    for r, row in enumerate(rows):
-        for j, c in enumerate(feature_cols):
-            value = row[c]
-            try:
-                X[r, j] = float(value) if value is not None and str(value).strip() != "" else math.nan
-            except (TypeError, ValueError):
-                raise UserInputError(
-                    f"{path}: column {header[c]!r}, data row {r + 1} holds {value!r}, not a number; "
-                    "features must be numeric (encode text columns first)."
-                ) from None
-    if not np.isfinite(X).all():
-        r, j = np.argwhere(~np.isfinite(X))[0]
-        raise UserInputError(
-            f"{path}: column {header[feature_cols[j]]!r}, data row {r + 1} is missing, NaN or "
-            "infinite; impute or drop such rows first."
-        )
-    classes = _class_names(labels)
+    path = Path(path)
+    reader = TableReader(path, header=header, sep=sep)
+    schema = infer_schema(reader, label, drop, columns, impute)
+    where = str(path)
+    small = _first_pass(reader, schema)
+    labels = label_texts(small.column(schema.label), where)
+    classes = class_names(labels)
+    codes = _codes(labels, classes, where)
+    if test is None:
+        train_rows, test_rows = stratified_split(codes, test_fraction, seed)
+    else:
+        train_rows, test_rows = np.arange(len(codes)), np.arange(0)
+    check_text_columns(schema, small, where)
+    fit_categories(schema, small.take(train_rows) if len(test_rows) else small, where)
+    notes: list[str] = []
+    X = _features(reader, schema, train_rows, test_rows, where)
+    n_train = len(train_rows)
+    fill_missing(X, schema, n_train, where)
+    notes += _numeric_id_notes(schema, X, where)
+    y = torch.from_numpy(np.concatenate([codes[train_rows], codes[test_rows]]))
+    Xt = torch.from_numpy(X)
+    test_split = Split(Xt[n_train:], y[n_train:]) if len(test_rows) else None
+    data = Dataset(name=path.name, train=Split(Xt[:n_train], y[:n_train]), test=test_split, classes=classes,
+                   source=str(path.resolve()), feature_names=schema.feature_names(), schema=schema, notes=notes)
+    if test is not None:
+        data.test = load_scoring_table(test, schema, classes, header=header, sep=sep).test
+        data.notes += [f"test split: {test}"]
+    return data.validate()
+
+
+def load_scoring_table(path: str | Path, schema: TableSchema, classes: list[str], *, header: bool | None = None,
+                       sep: str | None = None, labelled: bool = True) -> Dataset:
+    """A whole table encoded with a model's schema (columns matched by name, extra columns ignored
+    with a note); every row is in the ``test`` split. Without ``labelled``, labels are optional."""
+    path = Path(path)
+    reader = TableReader(path, header=header, sep=sep)
+    where = str(path)
+    extra = schema.check_columns(reader.names, where)
+    notes = [f"{where}: column(s) {', '.join(extra[:10])}{', ...' if len(extra) > 10 else ''} not used by the "
+             "model: ignored"] if extra else []
+    has_label = schema.label in reader.names
+    if labelled and not has_label:
+        raise UserInputError(f"{where}: no label column {schema.label!r}; give a table with the labels to score it.")
+    if has_label:
+        labels = label_texts(_concat(reader.batches([schema.label]), [schema.label]).column(schema.label), where)
+        codes = _codes(labels, classes, where, known=True)
+    else:
+        codes = np.zeros(reader.count_rows(), dtype=np.int64)
+    X = _features(reader, schema, np.arange(len(codes)), np.arange(0), where)
+    fill_missing(X, schema, 0, where)
+    Xt, y = torch.from_numpy(X), torch.from_numpy(codes)
+    return Dataset(name=path.name, train=Split(Xt[:0], y[:0]), test=Split(Xt, y), classes=list(classes),
+                   source=str(path.resolve()), feature_names=schema.feature_names(), schema=schema, notes=notes)
+
+
+def _concat(batches, columns):
+    import pyarrow as pa
+
+    batches = list(batches)
+    return pa.Table.from_batches(batches) if batches else pa.table({c: [] for c in columns})
+
+
+def _first_pass(reader: TableReader, schema: TableSchema):
+    """The label and text columns of every row (cheap: no numeric parsing of the features)."""
+    names = [schema.label] + [c.name for c in schema.columns if c.kind == "categorical"]
+    table = _concat(reader.batches(names), names)
+    if table.num_rows == 0:
+        raise UserInputError(f"{reader.path}: the table has no rows; give at least one.")
+    return table
+
+
+def _codes(labels: np.ndarray, classes: list[str], where: str, known: bool = False) -> np.ndarray:
     index = {name: i for i, name in enumerate(classes)}
-    y = np.array([index[str(v).strip()] for v in labels], dtype=np.int64)
-    train_idx, test_idx = _split(y, test_fraction, seed)
-    X_t, y_t = torch.from_numpy(X), torch.from_numpy(y)
-    return Dataset(
-        name=path.name,
-        train=Split(X_t[train_idx], y_t[train_idx]),
-        test=Split(X_t[test_idx], y_t[test_idx]) if len(test_idx) else None,
-        classes=classes,
-        source=str(path.resolve()),
-        feature_names=[header[c] for c in feature_cols],
-    ).validate()
+    if known:
+        unknown = sorted(set(labels.tolist()) - set(index))
+        if unknown:
+            shown = ", ".join(repr(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+            raise UserInputError(f"{where}: label(s) {shown} are not among the model's {len(classes)} classes; "
+                                 "use data labelled like the training data.")
+    return np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
 
 
-def _split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified when every class has two rows or more, else a plain random split."""
-    n = len(y)
-    n_test = int(round(n * test_fraction))
-    if n_test == 0 or n - n_test < 1:
-        return np.arange(n), np.arange(0)
-    from sklearn.model_selection import train_test_split
+def _features(reader: TableReader, schema: TableSchema, train_rows: np.ndarray, test_rows: np.ndarray,
+              where: str) -> np.ndarray:
+    """The (R, F) feature matrix, training rows first, filled one record batch at a time."""
+    from softreg.guards import check_allocation
 
-    counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 and n_test >= len(counts[counts > 0]) else None
-    return train_test_split(np.arange(n), test_size=n_test, random_state=seed, stratify=stratify)
+    n = len(train_rows) + len(test_rows)
+    dtype = schema.input_dtype()
+    check_allocation(n * schema.n_features * dtype.itemsize, f"the {n} x {schema.n_features} feature matrix of "
+                     f"{where}", "use --stream to train from disk, or fewer columns (--columns / --drop)")
+    X = np.empty((n, schema.n_features), dtype=dtype)
+    dest = np.empty(n, dtype=np.int64)
+    dest[train_rows] = np.arange(len(train_rows))
+    dest[test_rows] = len(train_rows) + np.arange(len(test_rows))
+    in_place = bool((dest == np.arange(n)).all())
+    offset = 0
+    for batch in reader.batches([c.name for c in schema.columns]):
+        m = batch.num_rows
+        if offset + m > n:
+            raise UserInputError(f"{where}: the table changed while it was read; read it again.")
+        block = X[offset : offset + m] if in_place else np.empty((m, schema.n_features), dtype=dtype)
+        schema.encode(batch, out=block, where=where, first_row=offset)
+        if schema.impute == "none":
+            _no_missing(block, schema, where, offset)
+        if not in_place:
+            X[dest[offset : offset + m]] = block
+        offset += m
+    if offset != n:
+        raise UserInputError(f"{where}: the table changed while it was read; read it again.")
+    return X
+
+
+def _no_missing(block: np.ndarray, schema: TableSchema, where: str, first_row: int) -> None:
+    """Without imputation, a missing value is an error naming its column and row."""
+    if block.dtype.kind != "f":
+        return
+    bad = np.isnan(block)
+    if bad.any():
+        r, j = np.argwhere(bad)[0]
+        name = schema.feature_names()[j]
+        raise UserInputError(f"{where}: column {name!r} has missing values (first in data row {first_row + r + 1}); "
+                             "fill them, drop the rows, or add --impute mean (or median, zero).")
+
+
+def _numeric_id_notes(schema: TableSchema, X: np.ndarray, where: str) -> list[str]:
+    """Integer columns with one distinct value per row are probably identifiers: say so."""
+    notes, at = [], 0
+    if X.shape[0] >= ID_ROWS:
+        for c in schema.columns:
+            if c.kind == "numeric" and c.type.startswith(("int", "uint")) and c.type not in ("uint8", "int8"):
+                if np.unique(X[:, at]).size == X.shape[0]:
+                    notes.append(f"note: column {c.name!r} has a different value in every row (an identifier?); "
+                                 f"it is used as a feature; --drop {c.name} leaves it out.")
+            at += c.width
+    return notes

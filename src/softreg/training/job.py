@@ -60,7 +60,6 @@ def check_threads(threads: int, echo: Echo) -> None:
 def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Path, *, echo: Echo,
                  note: Echo, progress: bool = False, resume: tuple[dict, dict] | None = None) -> Path:
     """Train and save a run folder at ``out``; returns it."""
-    from softreg.data import load_dataset
     from softreg.runs import check_writable, save_result
     from softreg.training.callbacks import Checkpointer, EpochLog, ProgressBar
     from softreg.training.device import resolve_device
@@ -71,7 +70,9 @@ def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Pat
     check_threads(runtime.threads, note)
     device = resolve_device(runtime.device)
     check_writable(out)
-    dataset = load_dataset(args.spec, data_dir=args.data_dir, label=args.label, progress=progress)
+    dataset = load_data(args, config, progress)
+    for line in dataset.notes:
+        note(line)
     n_test = len(dataset.test) if dataset.test is not None else 0
     echo(f"data: {dataset.name} ({dataset.source}): {len(dataset.train)} train, {n_test} test, "
          f"{dataset.n_features} features, {dataset.n_classes} classes")
@@ -93,8 +94,44 @@ def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Pat
     finally:
         if bar is not None:
             bar.close()
-    save_result(out, result, dataset, args.spec, args.label)
+    save_result(out, result, dataset, args.spec, args.label, args.to_dict())
     return out
+
+
+def load_data(args: DataArgs, config: TrainConfig, progress: bool = False):
+    """The in-memory dataset the arguments name (table options apply to tables only)."""
+    from softreg.data import load_dataset
+    from softreg.data.tables import is_table
+
+    table = is_table(Path(args.spec))
+    if not table:
+        for option, value in (("--drop", args.drop), ("--columns", args.columns), ("--header/--no-header", args.header),
+                              ("--sep", args.sep), ("--impute", config.data.impute != "none" or None)):
+            if value:
+                raise UserInputError(f"{option} applies to tables (CSV / Parquet); {args.spec} is not one. "
+                                     "Leave the option out.")
+        dataset = load_dataset(args.spec, data_dir=args.data_dir, label=args.label, progress=progress)
+        if args.test:
+            dataset = with_test_set(dataset, args.test, args.data_dir)
+        return dataset
+    return load_dataset(args.spec, data_dir=args.data_dir, label=args.label, test=args.test, drop=args.drop,
+                        columns=args.columns, header=args.header, sep=args.sep, impute=config.data.impute)
+
+
+def with_test_set(dataset, test: str, data_dir: str | None):
+    """``dataset`` scored on another dataset's test split (or its only split), classes matched by name."""
+    from softreg.data import load_dataset
+
+    other = load_dataset(test, data_dir=data_dir)
+    split = other.test if other.test is not None else other.train
+    if tuple(split.X.shape[1:]) != tuple(dataset.train.X.shape[1:]):
+        raise UserInputError(f"--test {test}: samples of shape {tuple(split.X.shape[1:])}, but the training "
+                             f"samples are {tuple(dataset.train.X.shape[1:])}; give a test set like the training data.")
+    relabelled = other.relabel(dataset.classes) if other.classes != dataset.classes else other
+    split = relabelled.test if relabelled.test is not None else relabelled.train
+    dataset = dataset.with_train(dataset.train)
+    dataset.test = split
+    return dataset
 
 
 def resume_training(run_dir: Path, *, echo: Echo, note: Echo, progress: bool = False) -> Path:

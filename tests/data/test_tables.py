@@ -1,4 +1,5 @@
-"""Users' own tables (softreg.data.tabular): parsing, labels, errors, Parquet and the split."""
+"""Users' own tables (softreg.data.tables / tabular): CSV, TSV, compressed, Parquet, shard folders;
+labels, header and separator detection, text columns, missing values, errors, and the split."""
 
 from __future__ import annotations
 
@@ -73,10 +74,20 @@ def test_label_option_picks_the_column(tmp_path):
     assert y.tolist() == [1, 0, 1, 0]
 
 
-def test_label_option_on_text_features_reports_the_cell(tmp_path):
-    path = write(tmp_path, "id,colour,size\n1,red,0\n2,blue,1\n")
-    with pytest.raises(UserInputError, match=r"column 'colour', data row 1 holds 'red', not a number"):
-        load_table(path, label="size")
+def test_text_features_are_one_hot_encoded(tmp_path):
+    path = write(tmp_path, "id,colour,size\n1,red,0\n2,blue,1\n3,red,1\n4,green,0\n")
+    ds = load_table(path, label="size", test_fraction=0)
+    assert ds.feature_names == ["id", "colour=blue", "colour=green", "colour=red"]
+    X, y = all_rows(ds)
+    assert X.tolist() == [[1, 0, 0, 1], [2, 1, 0, 0], [3, 0, 0, 1], [4, 0, 1, 0]]
+    assert ds.schema.unscaled() == [1, 2, 3]  # one-hot columns are not standardised
+
+
+def test_a_typo_in_a_column_of_numbers_is_reported_at_its_cell(tmp_path):
+    rows = "".join(f"{i},{i * 0.5},{'ab'[i % 2]}\n" for i in range(30))
+    path = write(tmp_path, "a,b,label\n" + rows.replace("7,3.5,", "7,three,"))
+    with pytest.raises(UserInputError, match=r"column 'b', data row 8 holds 'three', not a number"):
+        load_table(path)
 
 
 def test_unknown_label_column(tmp_path):
@@ -91,10 +102,10 @@ ERRORS = {
     "ragged-no-header": ("1,2,0\n3,4,1\n5,6\n", r"row 3 has 2 fields but the header has 3"),
     "empty": ("", r"the file is empty"),
     "header-only": ("a,b,label\n", r"has a header but no data rows"),
-    "non-numeric": ("a,b,label\n1,2,x\n3,four,y\n", r"column 'b', data row 2 holds 'four', not a number"),
-    "missing-value": ("a,b,label\n1,2,x\n,4,y\n", r"column 'a', data row 2 is missing, NaN or infinite"),
-    "nan": ("a,b,label\n1,NaN,x\n3,4,y\n", r"column 'b', data row 1 is missing, NaN or infinite"),
-    "inf": ("a,b,label\n1,2,x\n3,inf,y\n", r"column 'b', data row 2 is missing, NaN or infinite"),
+    "missing-value": ("a,b,label\n1,2,x\n,4,y\n", r"column 'a' has missing values \(first in data row 2\).*--impute"),
+    "nan": ("a,b,label\n1,NaN,x\n3,4,y\n", r"column 'b' has missing values \(first in data row 1\)"),
+    "inf": ("a,b,label\n1,2,x\n3,inf,y\n", r"column 'b', data row 2 holds inf, infinite"),
+    "huge": ("a,b,label\n1,2,x\n3,1e39,y\n", r"column 'b', data row 2 holds 1e\+39, beyond float32's range"),
     "missing-label": ("a,b,label\n1,2,x\n3,4, \n", r"data row 2 has no label"),
     "single-class": ("a,b,label\n1,2,x\n3,4,x\n5,6,x\n", r"found 1 class; a classifier needs at least two"),
     "one-column": ("label\nx\ny\n", r"found one column"),
@@ -120,30 +131,139 @@ def test_not_utf8(tmp_path):
 def test_unreadable_file(tmp_path, monkeypatch):
     import errno
 
-    from softreg.data import tabular
-
     path = write(tmp_path, "a,label\n1,x\n2,y\n")
 
-    def denied(*args, **kwargs):  # what open() does without read permission (root ignores chmod)
+    def denied(*args, **kwargs):  # what opening does without read permission (root ignores chmod)
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(tabular, "open", denied, raising=False)
+    monkeypatch.setattr("pyarrow.input_stream", denied)
     with pytest.raises(UserInputError, match=r"cannot read .*t\.csv \(Permission denied\); fix its permissions"):
         load_table(path)
 
 
 def test_malformed_quoting(tmp_path):
-    import csv
-
-    limit = csv.field_size_limit()
-    path = write(tmp_path, 'a,label\n"' + "x" * (limit + 1) + '",y\n')
-    with pytest.raises(UserInputError, match="malformed CSV .*check quoting"):
-        load_table(path)
+    unbalanced = write(tmp_path, 'a,b\n1,2\n"3,4\n', "u.csv")
+    with pytest.raises(UserInputError, match="row 3 has 1 fields but the header has 2"):
+        load_table(unbalanced)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(UserInputError, match="no such file"):
         load_table(tmp_path / "nope.csv")
+
+
+def test_header_detection_and_override(tmp_path):
+    named = load_table(write(tmp_path, "w,h,label\n1,2,a\n3,4,b\n", "named.csv"), test_fraction=0)
+    assert named.feature_names == ["w", "h"] and len(named.train) == 2
+    bare = load_table(write(tmp_path, "1.5,2,a\n3,4,b\n5,6,a\n", "bare.csv"), test_fraction=0)
+    assert bare.feature_names == ["c1", "c2"] and len(bare.train) == 3  # no row lost to a header
+    text = write(tmp_path, "p,q,a\nr,s,b\np,s,a\n", "text.csv")
+    assert len(load_table(text, test_fraction=0, header=False).train) == 3
+    assert len(load_table(text, test_fraction=0).train) == 2  # text over text: a header
+
+
+@pytest.mark.parametrize("name, sep, text", [
+    ("t.tsv", None, "a\tb\tlabel\n1\t2\tx\n3\t4\ty\n"),
+    ("t.csv", ";", "a;b;label\n1;2;x\n3;4;y\n"),
+    ("t.csv", None, "a;b;label\n1;2;x\n3;4;y\n"),  # sniffed
+    ("t.csv", "|", "a|b|label\n1|2|x\n3|4|y\n"),
+])
+def test_separators(tmp_path, name, sep, text):
+    ds = load_table(write(tmp_path, text, name), test_fraction=0, sep=sep)
+    assert ds.feature_names == ["a", "b"] and ds.classes == ["x", "y"]
+    assert all_rows(ds)[0].tolist() == [[1, 2], [3, 4]]
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.zst", ".csv.bz2"])
+def test_compressed_csv(tmp_path, suffix):
+    import pyarrow as pa
+
+    text = b"a,b,label\n" + b"".join(b"%d,%d,%s\n" % (i, 2 * i, b"xy"[i % 2 : i % 2 + 1]) for i in range(40))
+    path = tmp_path / f"t{suffix}"
+    with pa.output_stream(str(path), compression="detect") as out:
+        out.write(text)
+    plain = load_table(write(tmp_path, text.decode()), seed=3)
+    packed = load_table(path, seed=3)
+    assert torch.equal(plain.train.X, packed.train.X) and torch.equal(plain.test.y, packed.test.y)
+
+
+def test_a_folder_of_shards_is_one_table(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    X, y = _blobs()
+    table = pa.table({"x1": X[:, 0], "x2": X[:, 1], "label": y})
+    whole = tmp_path / "whole.parquet"
+    pq.write_table(table, whole)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for k, start in enumerate(range(0, len(y), 7)):
+        pq.write_table(table.slice(start, 7), shards / f"part-{k:03d}.parquet")
+    (shards / "_SUCCESS").write_text("")
+    a, b = load_table(whole), load_table(shards)
+    assert torch.equal(a.train.X, b.train.X) and torch.equal(a.test.y, b.test.y)
+    csv_shards = tmp_path / "csv"
+    csv_shards.mkdir()
+    for k, start in enumerate(range(0, len(y), 11)):
+        import pyarrow.csv as pcsv
+
+        pcsv.write_csv(table.slice(start, 11), csv_shards / f"part-{k}.csv")
+    c = load_table(csv_shards)
+    assert torch.allclose(a.train.X, c.train.X) and torch.equal(a.test.y, c.test.y)
+
+
+def test_drop_columns_and_identifier_notice(tmp_path):
+    rows = "".join(f"{1000 + i},{i % 3},{i % 5},{'ab'[i % 2]}\n" for i in range(40))
+    path = write(tmp_path, "id,x,z,label\n" + rows)
+    ds = load_table(path)
+    assert ds.feature_names == ["id", "x", "z"]
+    assert any("'id' has a different value in every row" in n and "--drop id" in n for n in ds.notes)
+    assert load_table(path, drop=["id"]).feature_names == ["x", "z"]
+    assert load_table(path, columns=["z"]).feature_names == ["z"]
+    with pytest.raises(UserInputError, match=r"--drop names column\(s\) 'ID'"):
+        load_table(path, drop=["ID"])
+    named = write(tmp_path, "name,x,label\n" + "".join(f"n{i},{i % 3},{'ab'[i % 2]}\n" for i in range(40)), "n.csv")
+    with pytest.raises(UserInputError, match=r"text column 'name' has a different value in every row.*--drop name"):
+        load_table(named)
+
+
+@pytest.mark.parametrize("how, expected", [("mean", 2.0), ("median", 1.5), ("zero", 0.0)])
+def test_impute_fills_from_the_training_rows(tmp_path, how, expected):
+    path = write(tmp_path, "a,b,label\n1,5,x\n,6,y\n2,7,x\n1.5,8,y\n3.5,9,x\n")
+    ds = load_table(path, test_fraction=0, impute=how)
+    X, _ = all_rows(ds)
+    filled = X[X[:, 1] == 6][0, 0].item()
+    assert filled == pytest.approx({"mean": 2.0, "median": 1.75, "zero": 0.0}[how])
+    assert ds.schema.columns[0].fill == pytest.approx(filled)
+
+
+def test_dates_and_booleans_become_numbers(tmp_path):
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    far = pa.array([0, 1, 5_000_000, 3], type=pa.date32())  # day 5,000,000 is beyond Python's dates
+    table = pa.table({"d": far, "flag": [True, False, True, False], "label": ["a", "b", "a", "b"]})
+    pq.write_table(table, tmp_path / "d.parquet")
+    ds = load_table(tmp_path / "d.parquet", test_fraction=0)
+    assert all_rows(ds)[0].tolist() == [[0, 1], [1, 0], [3, 0], [5_000_000, 1]]
+    assert datetime.date(1970, 1, 2).toordinal() - datetime.date(1970, 1, 1).toordinal() == 1
+
+
+def test_a_separate_test_table_is_matched_by_column_name(tmp_path):
+    train_path = write(tmp_path, "a,b,colour,label\n1,2,red,x\n3,4,blue,y\n5,6,red,x\n", "train.csv")
+    test_path = write(tmp_path, "label,colour,extra,b,a\nx,red,9,2,1\ny,green,9,4,3\n", "test.csv")
+    ds = load_table(train_path, test=test_path)
+    assert len(ds.train) == 3 and len(ds.test) == 2
+    assert ds.test.X.tolist() == [[1, 2, 0, 1], [3, 4, 0, 0]]  # green was never seen: all zeros
+    assert [ds.classes[i] for i in ds.test.y.tolist()] == ["x", "y"]
+    missing = write(tmp_path, "label,a\nx,1\n", "missing.csv")
+    with pytest.raises(UserInputError, match=r"column\(s\) 'b', 'colour' that the model was trained on are missing"):
+        load_table(train_path, test=missing)
+    unknown = write(tmp_path, "a,b,colour,label\n1,2,red,z\n", "unknown.csv")
+    with pytest.raises(UserInputError, match=r"label\(s\) 'z' are not among the model's 2 classes"):
+        load_table(train_path, test=unknown)
 
 
 def test_load_dataset_dispatches_tables(tmp_path):
@@ -183,7 +303,7 @@ def test_parquet_with_null_feature_and_damaged_file(tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
     pq.write_table(pa.table({"a": [1.0, None, 3.0], "label": ["x", "y", "x"]}), tmp_path / "n.parquet")
-    with pytest.raises(UserInputError, match=r"column 'a', data row 2 is missing"):
+    with pytest.raises(UserInputError, match=r"column 'a' has missing values \(first in data row 2\)"):
         load_table(tmp_path / "n.parquet")
     (tmp_path / "bad.parquet").write_bytes(b"PAR1 but not really")
     with pytest.raises(UserInputError, match="not a readable Parquet file") as info:

@@ -1,0 +1,96 @@
+"""Batch prediction over a table: every row's predicted label and class probabilities, written to
+CSV or Parquet as the table is read (bounded memory), through a temporary file renamed at the end."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from softreg.errors import UserInputError
+
+OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def predict_table(run, table: str | Path, out: str | Path, keep: list[str] | None = None) -> tuple[Path, int]:
+    """Score every row of ``table`` with the run's model; write ``out``; return (out, rows).
+
+    run : a LoadedRun of a model trained on a table (its schema matches columns by name)
+    keep : columns of ``table`` copied into the output beside the predictions
+    The output has the kept columns, ``predicted`` and one ``p_<class>`` column per class.
+    """
+    import pyarrow as pa
+
+    from softreg.data.tables import TableReader
+
+    out = Path(out)
+    kind = OUT_FORMATS.get(out.suffix.lower())
+    if kind is None:
+        raise UserInputError(f"--out {out}: write predictions to a .csv or .parquet file.")
+    schema = run.model.schema
+    if schema is None:
+        raise UserInputError("this model was trained on images, not a table; give an image or --index.")
+    options = run.data.get("options") or {}
+    reader = TableReader(table, header=options.get("header"), sep=options.get("sep"))
+    where = str(table)
+    schema.check_columns(reader.names, where)
+    keep = list(keep or [])
+    unknown = [c for c in keep if c not in reader.names]
+    if unknown:
+        raise UserInputError(f"--keep names column(s) {', '.join(map(repr, unknown))} that {where} does not have.")
+    classes = run.data["classes"]
+    feature_columns = [c.name for c in schema.columns]
+    columns = list(dict.fromkeys(feature_columns + keep))
+    names = keep + ["predicted"] + [f"p_{c}" for c in classes]
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.absolute().parent)
+    os.close(fd)
+    writer, rows = None, 0
+    try:
+        for batch in reader.batches(columns):
+            X = schema.encode(batch, where=where, first_row=rows)
+            if X.dtype.kind == "f" and np.isnan(X).any():
+                r, j = np.argwhere(np.isnan(X))[0]
+                raise UserInputError(f"{where}: column {schema.feature_names()[j]!r} is missing in data row "
+                                     f"{rows + r + 1} and the model has no value to fill it with; fill it in.")
+            with torch.no_grad():
+                probs = run.model.predict_proba(torch.from_numpy(X)).double().numpy()
+            predicted = np.asarray(classes, dtype=object)[probs.argmax(axis=1)]
+            arrays = [batch.column(c) for c in keep] + [pa.array(predicted.tolist(), type=pa.string())]
+            arrays += [pa.array(probs[:, k]) for k in range(len(classes))]
+            part = pa.record_batch(arrays, names=names)
+            writer = writer or _writer(kind, tmp, part.schema)
+            writer.write_batch(part)
+            rows += batch.num_rows
+        if writer is None:
+            raise UserInputError(f"{where}: the table has no rows to predict.")
+        writer.close()
+        writer = None
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, out)
+    except OSError as exc:
+        raise UserInputError(f"cannot write {out} ({exc.strerror or exc}); choose another --out.") from None
+    finally:
+        if writer is not None:
+            writer.close()
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return out, rows
+
+
+def _writer(kind: str, path: str, schema):
+    if kind == "csv":
+        import pyarrow.csv as pcsv
+
+        return pcsv.CSVWriter(path, schema)
+    import pyarrow.parquet as pq
+
+    return pq.ParquetWriter(path, schema)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
