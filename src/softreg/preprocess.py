@@ -20,10 +20,11 @@ FIT_CHUNK = 8192  # rows turned into float64 at once while fitting
 
 
 class Moments:
-    """Running count, mean and sum of squared deviations of each feature, in float64."""
+    """Per-feature count, mean and sum of squared deviations, in float64; missing values (NaN)
+    are left out of their feature's statistics."""
 
     def __init__(self, n_features: int):
-        self.count = 0
+        self.count = torch.zeros(n_features, dtype=torch.float64)
         self.mean = torch.zeros(n_features, dtype=torch.float64)
         self.m2 = torch.zeros(n_features, dtype=torch.float64)
 
@@ -31,31 +32,38 @@ class Moments:
         """Add rows of shape (n, F) (any dtype)."""
         if chunk.shape[0] == 0:
             return self
-        x = chunk.reshape(chunk.shape[0], -1).to(torch.float64)
+        x = chunk.reshape(chunk.shape[0], -1)
         part = Moments(x.shape[1])
-        part.count = x.shape[0]
-        part.mean = x.mean(dim=0)
-        part.m2 = ((x - part.mean) ** 2).sum(dim=0)
+        if not x.is_floating_point():  # pixels: exact integer sums, no float64 copy of the chunk
+            wide = x.to(torch.int64)
+            total = wide.sum(dim=0).to(torch.float64)
+            squares = (wide * wide).sum(dim=0).to(torch.float64)
+            part.count.fill_(x.shape[0])
+            part.mean = total / x.shape[0]
+            part.m2 = (squares - total * part.mean).clamp(min=0)
+        else:
+            x = x.to(torch.float64)
+            known = ~torch.isnan(x)
+            part.count = known.sum(dim=0).to(torch.float64)
+            filled = torch.where(known, x, torch.zeros((), dtype=torch.float64))
+            part.mean = filled.sum(dim=0) / part.count.clamp(min=1)
+            part.m2 = torch.where(known, (x - part.mean) ** 2, torch.zeros((), dtype=torch.float64)).sum(dim=0)
         return self.merge(part)
 
     def merge(self, other: "Moments") -> "Moments":
         """Combine with statistics of other rows (another chunk, or another process's share)."""
-        if other.count == 0:
-            return self
-        if self.count == 0:
-            self.count, self.mean, self.m2 = other.count, other.mean.clone(), other.m2.clone()
-            return self
         n = self.count + other.count
+        safe = n.clamp(min=1)
         delta = other.mean - self.mean
-        self.mean = self.mean + delta * (other.count / n)
-        self.m2 = self.m2 + other.m2 + delta * delta * (self.count * other.count / n)
+        self.mean = self.mean + delta * (other.count / safe)
+        self.m2 = self.m2 + other.m2 + delta * delta * (self.count * other.count / safe)
         self.count = n
         return self
 
     @property
     def std(self) -> torch.Tensor:
         """Population standard deviation (what StandardScaler uses)."""
-        return (self.m2 / max(self.count, 1)).clamp(min=0).sqrt()
+        return (self.m2 / self.count.clamp(min=1)).clamp(min=0).sqrt()
 
 
 def chunks_of(X: torch.Tensor, size: int = FIT_CHUNK) -> Iterable[torch.Tensor]:
@@ -109,15 +117,22 @@ class Preprocess(nn.Module):
             moments = Moments(n_features)
             for chunk in chunks:
                 moments.update(chunk)
-            if merge is not None:
-                moments = merge(moments)
-            std = moments.std
-            shift = moments.mean.clone()
-            scale = torch.where(std > 0, 1.0 / std, torch.ones_like(std))
-            if keep:
-                shift[keep], scale[keep] = 0.0, 1.0
-            pre.shift.copy_(shift)
-            pre.scale.copy_(scale)
+            return cls.from_moments(moments, keep, merge)
+        return pre
+
+    @classmethod
+    def from_moments(cls, moments: Moments, keep: list[int] | None = None, merge=None) -> "Preprocess":
+        """Standardisation from accumulated statistics (``merge`` combines processes' shares)."""
+        if merge is not None:
+            moments = merge(moments)
+        pre = cls(moments.mean.shape[0], "standardize")
+        std = moments.std
+        shift = moments.mean.clone()
+        scale = torch.where(std > 0, 1.0 / std, torch.ones_like(std))
+        if keep:
+            shift[keep], scale[keep] = 0.0, 1.0
+        pre.shift.copy_(shift)
+        pre.scale.copy_(scale)
         return pre
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
