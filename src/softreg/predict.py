@@ -80,7 +80,11 @@ class Predictor:
         """Load the run folder ``path`` (see ``softreg.runs.load_run``) onto ``device``."""
         from softreg.runs import load_run
 
-        return cls(load_run(path, device=device), data_dir=data_dir, max_pixels=max_pixels)
+        # building the network draws initial weights from torch's global generator before the
+        # saved ones replace them; the caller's random stream must not notice
+        with torch.random.fork_rng(devices=[]):
+            run = load_run(path, device=device)
+        return cls(run, data_dir=data_dir, max_pixels=max_pixels)
 
     # ------------------------------------------------------------------ description
 
