@@ -106,7 +106,10 @@ def load_grey(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> np.nd
                 ) from None
             if isinstance(exc, FileNotFoundError):
                 raise UserInputError(f"{what}: no such image file; give the path of a PNG or JPEG.") from None
-            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+            if isinstance(exc, Image.UnidentifiedImageError):  # its text names a Python object
+                detail = "not a format softreg reads"
+            else:
+                detail = " ".join(str(exc).split())[:200] or type(exc).__name__
             raise UserInputError(
                 f"{what}: not a readable image ({detail}); give a PNG or JPEG file "
                 f"(formats read: {', '.join(ALLOWED_FORMATS)})."

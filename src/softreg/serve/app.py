@@ -4,7 +4,6 @@ Serves only what is built in: the JSON endpoints and the page's three files, rea
 package at start-up. Nothing on the file system is reachable through a URL.
 """
 
-from __future__ import annotations
 
 import json
 import time
