@@ -321,3 +321,35 @@ def test_truncated_image(tmp_path):
 def test_missing_image(tmp_path, name):
     with pytest.raises(UserInputError, match="no such image file"):
         load_grey(tmp_path / name)
+
+
+def test_damaged_files_fail_only_with_the_one_error(capfd):
+    """Seeded mutations of valid files of every allowed format: a picture or UserInputError, quietly."""
+    rng = np.random.default_rng(0)
+    picture = stroke_picture(48, 40, box=(5, 8, 40, 30))
+    seeds = [encode(picture, fmt) for fmt in ("PNG", "JPEG", "GIF", "BMP", "WEBP")]
+    seeds.append(encode(np.dstack([picture] * 3 + [picture]), "PNG"))  # RGBA
+    outcomes = {"decoded": 0, "refused": 0}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(600):
+            data = bytearray(seeds[rng.integers(len(seeds))])
+            for _ in range(int(rng.integers(1, 6))):
+                kind = rng.integers(3)
+                at = int(rng.integers(len(data)))
+                if kind == 0:
+                    data[at] = int(rng.integers(256))
+                elif kind == 1:
+                    del data[at:]
+                    data += b"\0" if not data else b""
+                else:
+                    data[at:at] = bytes(rng.integers(0, 256, int(rng.integers(1, 9)), dtype=np.uint8))
+            try:
+                grey = load_grey(bytes(data), max_pixels=1_000_000)
+                assert grey.ndim == 2 and np.isfinite(grey).all()
+                outcomes["decoded"] += 1
+            except UserInputError as exc:
+                assert "\n" not in str(exc)
+                outcomes["refused"] += 1
+    assert outcomes["decoded"] > 0 and outcomes["refused"] > 0
+    assert caught == [] and capfd.readouterr().err == ""
