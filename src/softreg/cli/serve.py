@@ -42,8 +42,6 @@ def serve(
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise UserInputError(f"two runs are named {twice[0]!r}; models are named by folder, so rename one.")
-    for predictor in predictors:  # load the data and fit the novelty check now, not on the first request
-        predictor.novelty()
     application = create_app(predictors, max_body_bytes=int(max_body_mb * 1024 * 1024), batching=batching,
                              max_wait_ms=max_wait_ms)
 

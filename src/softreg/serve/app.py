@@ -63,6 +63,9 @@ def create_app(predictors: list, *, max_body_bytes: int = MAX_BODY_BYTES, batchi
     from starlette.exceptions import HTTPException
 
     models = {p.name: p for p in predictors}
+    for predictor in predictors:  # load the data and fit the novelty check now, not in a request
+        predictor.dataset()
+        predictor.novelty()
     metrics = Metrics()
     batchers = {name: MicroBatcher(p.predict_proba, max_batch_rows, max_wait_ms / 1000.0,
                                    on_batch=lambda rows, name=name: metrics.batch(name, rows))
