@@ -68,9 +68,14 @@ def _grid(n: int, max_cols: int) -> tuple[int, int]:
     return -(-n // cols), cols
 
 
-def _show_image(ax, image: torch.Tensor, image_shape: tuple[int, ...]) -> None:
-    """A raw sample drawn as a grayscale picture: high values dark, as ink on paper."""
-    ax.imshow(_numpy(image.reshape(image_shape)), cmap="gray_r", interpolation="nearest")
+def _show_image(ax, image: torch.Tensor, image_shape: tuple[int, ...], pixel_max: float | None = None) -> None:
+    """A raw sample drawn as a grayscale picture: high values dark, as ink on paper.
+
+    With ``pixel_max`` the scale is fixed to [0, pixel_max] (faint ink stays faint);
+    without it, the picture's own range fills the scale.
+    """
+    scale = {"vmin": 0.0, "vmax": pixel_max} if pixel_max else {}
+    ax.imshow(_numpy(image.reshape(image_shape)), cmap="gray_r", interpolation="nearest", **scale)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -303,10 +308,12 @@ def prediction_grid_figure(images: torch.Tensor, probs: torch.Tensor, y_true: to
 
 def prediction_figure(sample: torch.Tensor, probs: torch.Tensor, classes: list[str],
                       image_shape: tuple[int, ...] | None, true_label: str | None = None,
-                      top: int = 10, feature_names: list[str] | None = None):
+                      top: int = 10, feature_names: list[str] | None = None,
+                      pixel_max: float | None = None):
     """The input (an image, or a bar chart of feature values) beside its class probabilities.
 
     sample : one raw sample, of shape ``image_shape`` or (F,)
+    pixel_max : full ink; the image is drawn on the fixed scale [0, pixel_max] when given
     probs : tensor of shape (C,), its class probabilities
     """
     plt = _pyplot()
@@ -317,7 +324,7 @@ def prediction_figure(sample: torch.Tensor, probs: torch.Tensor, classes: list[s
     fig, (ax_in, ax_p) = plt.subplots(1, 2, figsize=(8.5, max(3.6, 0.32 * len(order) + 1.2)),
                                       gridspec_kw={"width_ratios": [1, 1.3]})
     if image_shape is not None:
-        _show_image(ax_in, sample, image_shape)
+        _show_image(ax_in, sample, image_shape, pixel_max)
         _frame(ax_in, WRONG if wrong else "0.6", 3 if wrong else 0.8)
     else:
         values = _numpy(sample.reshape(-1))

@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from softreg.cli import datasets, inspect, predict, train  # noqa: F401  (registers the commands)
+from softreg.cli import datasets, export, inspect, predict, serve, train  # noqa: F401  (registers the commands)
 from softreg.cli.app import app, one_line
 from softreg.errors import SoftregError
 

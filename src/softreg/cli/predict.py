@@ -7,78 +7,71 @@ from typing import Optional
 
 import typer
 
-from softreg.cli.app import app, echo, load_run_data
+from softreg.cli.app import app, echo
 from softreg.errors import UserInputError
+
+
+def _parse_features(text: str) -> list[float]:
+    import math
+
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UserInputError(f"--features must be numbers separated by commas; got {text!r}.") from None
+    if not all(math.isfinite(v) for v in values):
+        raise UserInputError(f"--features must be finite numbers; got {text!r}. Replace NaN / inf values.")
+    return values
 
 
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="a run folder written by `softreg train`"),
-    image: Optional[Path] = typer.Argument(None, help="an image file (PNG, JPEG) of any size"),
+    image: Optional[Path] = typer.Argument(None, help="an image file (PNG, JPEG, GIF, BMP, WebP) of any size"),
     index: Optional[int] = typer.Option(None, "--index", help="predict test sample N"),
     random_sample: bool = typer.Option(False, "--random", help="predict a random test sample"),
     features: Optional[str] = typer.Option(None, "--features", help="comma-separated feature values (tables)"),
     invert: str = typer.Option("auto", "--invert", help="invert image colours: auto, yes or no"),
-    show: Optional[Path] = typer.Option(None, "--show", help="write a picture of the input and prediction"),
+    fit: str = typer.Option("auto", "--fit", help="auto, dataset (crop the ink, scale and centre it as the "
+                            "training images are) or resize (squeeze the whole picture); auto takes a "
+                            "picture already at the model's size as it is"),
+    show: Optional[Path] = typer.Option(None, "--show", help="write a picture of what the model saw and its answer"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed for --random"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder"),
 ) -> None:
     """Predict the class of one image, one test sample, or one row of features."""
-    import math
-    import random
-
-    import torch
-
-    from softreg.images import read_image
-    from softreg.runs import load_run
+    from softreg.predict import Predictor
 
     chosen = sum([image is not None, index is not None, random_sample, features is not None])
     if chosen != 1:
         raise UserInputError("give exactly one input: an IMAGE path, --index N, --random, or --features.")
-    run = load_run(run_dir)
-    classes = run.data["classes"]
-    image_shape = tuple(run.data["image_shape"]) if run.data.get("image_shape") else None
+    if image is not None and invert not in ("auto", "yes", "no"):
+        raise UserInputError(f"--invert must be auto, yes or no; got {invert!r}.")
+    predictor = Predictor.from_run(run_dir, data_dir=data_dir)
     true_label = None
     if image is not None:
-        if image_shape is None:
-            raise UserInputError("this model was trained on a table, not images; use --features or --index.")
-        sample = read_image(image, image_shape, run.data["pixel_max"], invert)
-        what = str(image)
+        prepared = predictor.prepare_image(image, invert=invert, fit=fit)
+        X, notes, what = prepared.pixels.reshape(1, -1), [prepared.warnings], str(image)
     elif features is not None:
-        try:
-            values = [float(v) for v in features.split(",")]
-        except ValueError:
-            raise UserInputError(f"--features must be numbers separated by commas; got {features!r}.") from None
-        if len(values) != run.model_config.n_features:
-            raise UserInputError(
-                f"--features has {len(values)} values but the model expects {run.model_config.n_features}; "
-                "give one value per feature, in training order."
-            )
-        if not all(math.isfinite(v) for v in values):
-            raise UserInputError(f"--features must be finite numbers; got {features!r}. Replace NaN / inf values.")
-        sample = torch.tensor([values], dtype=torch.float32)
-        what = "features"
+        X, notes, what = predictor.encode_rows([_parse_features(features)], names=["--features"]), None, "features"
     else:
-        dataset = load_run_data(run, None, data_dir)
-        split = dataset.test if dataset.test is not None else dataset.train
-        split_name = "test" if dataset.test is not None else "train"
         if random_sample:
-            index = random.Random(seed).randrange(len(split))
-        if not 0 <= index < len(split):
-            raise UserInputError(f"--index must be in [0, {len(split) - 1}] for the {split_name} split; got {index}.")
-        sample = split.X[index : index + 1]
-        true_label = classes[int(split.y[index])]
-        what = f"{split_name} sample {index}"
-    probs = run.model.predict_proba(sample)[0]
-    best = int(probs.argmax())
-    echo(f"{what}: predicted {classes[best]} (probability {probs[best]:.4f})"
-          + (f", true {true_label}" if true_label is not None else ""))
-    for i in probs.argsort(descending=True)[: min(5, len(classes))].tolist():
-        echo(f"  {classes[i]:>12s}  {probs[i]:.4f}")
+            index = predictor.random_test_index(seed)
+        x, true_label, what = predictor.test_sample(index, what="--index")
+        X, notes = x.reshape(1, -1), None
+    result = predictor.predictions(X, notes)[0]
+    probs = result.probabilities
+    echo(f"{what}: predicted {result.label} (probability {probs[result.index]:.4f})"
+         + (f", true {true_label}" if true_label is not None else ""))
+    for i in sorted(range(len(probs)), key=lambda i: -probs[i])[: min(5, len(probs))]:
+        echo(f"  {predictor.classes[i]:>12s}  {probs[i]:.4f}")
+    for note in result.warnings:
+        typer.echo(f"softreg: warning: {what}: {note}", err=True)
     if show is not None:
+        import torch
+
         from softreg.plots import prediction_figure, save_figure
 
-        shown = sample[0].float()
-        save_figure(prediction_figure(shown, probs, classes, image_shape, true_label,
-                                      feature_names=run.data.get("feature_names")), show)
+        save_figure(prediction_figure(X[0], torch.tensor(probs), predictor.classes, predictor.image_shape,
+                                      true_label, feature_names=predictor.feature_names,
+                                      pixel_max=predictor.pixel_max), show)
         echo(f"wrote {show}")

@@ -1,0 +1,52 @@
+"""`softreg export`: a run as an ONNX file that runs without softreg."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from softreg.cli.app import app, echo
+from softreg.errors import UserInputError
+
+CHECK_ROWS = 10_000  # test samples compared with onnxruntime after the export
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., help="a run folder written by `softreg train`"),
+    format: str = typer.Option("onnx", "--format", help="file format: onnx"),
+    out: Path = typer.Option(..., "--out", help="the file to write (.onnx)"),
+    check: bool = typer.Option(True, "--check/--no-check",
+                               help="compare onnxruntime's probabilities with softreg's on the test split"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder (for --check)"),
+) -> None:
+    """Export the classifier, preprocessing included, as an ONNX graph: raw float32 features in,
+    probabilities and labels out."""
+    from softreg.export import check_onnx, export_onnx, require_onnx
+
+    if format != "onnx":
+        raise UserInputError(f"--format must be onnx; got {format!r}.")
+    require_onnx()
+    from softreg.predict import Predictor
+
+    predictor = Predictor.from_run(run_dir, data_dir=data_dir)
+    export_onnx(predictor, out)
+    echo(f"wrote {out}: features float32 (batch, {predictor.n_features}) -> probabilities "
+         f"(batch, {len(predictor.classes)}), label_index, label")
+    if not check:
+        return
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        echo("not checked: onnxruntime is not installed (pip install 'softreg[onnx]')")
+        return
+    split = predictor.test_split()
+    if split is None:
+        echo(f"not checked: the run's data is not available ({predictor.data_problem})")
+        return
+    data, name = split
+    X = data.X[:CHECK_ROWS].reshape(min(len(data), CHECK_ROWS), -1).float()
+    diff = check_onnx(out, predictor, X)
+    echo(f"checked with onnxruntime on {X.shape[0]} {name} samples: largest probability difference {diff:.1e}")

@@ -1,0 +1,88 @@
+"""Running the app: bind the socket first (clear errors), then uvicorn, in the foreground or a thread."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Callable
+
+from softreg.errors import UserInputError
+from softreg.serve import require_serving
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port); port 0 picks a free one. UserInputError when it cannot."""
+    if not 0 <= port <= 65535:
+        raise UserInputError(f"--port must be in [0, 65535]; got {port}.")
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UserInputError(f"--host {host!r} is not an address of this machine ({exc}); "
+                             "use 127.0.0.1 (the default) or 0.0.0.0.") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise UserInputError(f"cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                             "pick another --port (or stop what uses it).") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+def _server(app, sock: socket.socket):
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=5)
+    return uvicorn.Server(config)
+
+
+def serve(app, host: str = "127.0.0.1", port: int = 8000,
+          on_ready: Callable[[str], None] | None = None) -> None:
+    """Serve ``app`` until Ctrl-C (uvicorn's own handling: in-flight requests finish)."""
+    require_serving()
+    sock = bind(host, port)
+    server = _server(app, sock)
+    if on_ready is not None:
+        on_ready(url_of(sock))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+class BackgroundServer:
+    """``app`` served from a thread on 127.0.0.1 and a free port (tests, benchmarks).
+
+    with BackgroundServer(app) as server: ... server.url ...
+    """
+
+    def __init__(self, app, host: str = "127.0.0.1"):
+        require_serving()
+        self.sock = bind(host, 0)
+        self.url = url_of(self.sock).rstrip("/")
+        self.server = _server(app, self.sock)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> "BackgroundServer":
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
