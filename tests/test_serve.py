@@ -93,7 +93,7 @@ def test_a_thousand_test_images_as_feature_lists_score_as_the_library(client, pr
         assert response.status_code == 200, response.text
         got += response.json()["predictions"]
     assert len(got) == N_TEST
-    assert torch.allclose(torch.tensor([p["probabilities"] for p in got]), expected, atol=1e-6)
+    assert torch.allclose(torch.tensor([p["probabilities"] for p in got], dtype=expected.dtype), expected, atol=1e-6)
     assert [p["label"] for p in got] == [predictors["images"].classes[i] for i in expected.argmax(1).tolist()]
 
 
@@ -107,7 +107,7 @@ def test_a_thousand_test_images_as_png_bytes_score_as_the_library(client, predic
         response = predict(client, "images", instances)
         assert response.status_code == 200, response.text
         got += response.json()["predictions"]
-    assert torch.allclose(torch.tensor([p["probabilities"] for p in got]), expected, atol=1e-6)
+    assert torch.allclose(torch.tensor([p["probabilities"] for p in got], dtype=expected.dtype), expected, atol=1e-6)
     assert [p["label"] for p in got] == [predictors["images"].classes[i] for i in expected.argmax(1).tolist()]
 
 
@@ -120,7 +120,7 @@ def test_mixed_instances_and_returned_inputs(client, predictors, test_images):
     assert got[0]["input"] == [float(v) for v in row]
     assert got[1]["input"] == test_images[1].reshape(-1).float().tolist()
     expected = predictors["images"].predict_proba(test_images[:2].reshape(2, -1).float())
-    assert torch.allclose(torch.tensor([p["probabilities"] for p in got]), expected, atol=1e-6)
+    assert torch.allclose(torch.tensor([p["probabilities"] for p in got], dtype=expected.dtype), expected, atol=1e-6)
 
 
 def test_a_large_drawing_is_brought_to_the_convention(client, predictors):
@@ -139,7 +139,7 @@ def test_table_rows_by_position_and_by_name(client, predictors):
     rows = [[1, 2, 1, 1], {"x1": 1, "x2": 7, "x3": 7, "x4": 7}]
     got = predict(client, "table", rows).json()["predictions"]
     expected = predictors["table"].predict_proba(torch.tensor([[1.0, 2, 1, 1], [1, 7, 7, 7]]))
-    assert torch.allclose(torch.tensor([p["probabilities"] for p in got]), expected, atol=1e-6)
+    assert torch.allclose(torch.tensor([p["probabilities"] for p in got], dtype=expected.dtype), expected, atol=1e-6)
 
 
 def test_empty_and_far_inputs_carry_warnings(client):
@@ -296,7 +296,7 @@ def test_batching_off_gives_the_same_answers(predictors, test_images):
         rows = test_images[:20].reshape(20, -1).int().tolist()
         got = predict(c, "images", rows).json()["predictions"]
     expected = predictors["images"].predict_proba(test_images[:20].reshape(20, -1).float())
-    assert torch.allclose(torch.tensor([p["probabilities"] for p in got]), expected, atol=1e-6)
+    assert torch.allclose(torch.tensor([p["probabilities"] for p in got], dtype=expected.dtype), expected, atol=1e-6)
 
 
 def test_micro_batcher_scores_concurrent_requests_together():

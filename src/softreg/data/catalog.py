@@ -491,3 +491,24 @@ def dataset_status(data_dir: str | os.PathLike[str] | None = None) -> list[dict]
             }
         )
     return rows
+
+
+def idx_location(name_or_path: str, data_dir=None, download: bool = True, progress=False) -> tuple[Path, str, list[str] | None]:
+    """(folder, dataset name, class names or None) of a named dataset or an IDX folder, without
+    reading the images (streaming reads them itself); a named dataset is downloaded if missing."""
+    info = _lookup(str(name_or_path))
+    if info is not None:
+        folder = _find_local(info, data_dir)
+        if folder is None:
+            if not download:
+                raise UserInputError(f"{info.name} is not available locally; put the IDX files in "
+                                     f"{cache_dir(data_dir) / info.name} or allow downloading.")
+            folder = cache_dir(data_dir) / info.name
+            _download(info, folder, progress)
+        return folder, info.name, list(info.classes)
+    path = Path(name_or_path).expanduser()
+    if not path.is_dir():
+        raise UserInputError(f"{path}: not an IDX folder or a known dataset name; give one of "
+                             f"{', '.join(DATASETS)} or a folder of IDX files.")
+    classes_txt = path / "classes.txt"
+    return path, path.resolve().name or str(path), _read_classes_txt(classes_txt) if classes_txt.is_file() else None

@@ -245,3 +245,63 @@ def write_idx(
             except OSError:
                 pass
     return path
+
+
+class IdxRows:
+    """Rows of an IDX file read a few at a time: random access (memory-mapped) for raw files,
+    in order (decompressed in chunks) for gzip files. The header is checked against the file size
+    (raw files) before any row is read."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                self.compressed = f.read(2) == _GZIP_MAGIC
+        except OSError as exc:
+            raise UserInputError(f"cannot read {self.path}: {exc.strerror or exc}; {_FIX}.") from None
+        with self._open() as f:
+            head = f.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES or head[3] == 0:
+                raise UserInputError(f"{self.path} is not an IDX file (bad header); give an IDX file such as "
+                                     "train-images-idx3-ubyte.")
+            ndim = head[3]
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) < 4 * ndim:
+                raise UserInputError(f"{self.path} is truncated inside its header; {_FIX}.")
+        self.dims = struct.unpack(f">{ndim}I", dims_raw)
+        self.disk_dtype, self.dtype = IDX_TYPES[head[2]][0], IDX_TYPES[head[2]][1]
+        self.offset = 4 + 4 * ndim
+        self.n = self.dims[0]
+        self.row_shape = tuple(self.dims[1:])
+        self.row_items = int(np.prod(self.row_shape)) if self.row_shape else 1
+        self.row_bytes = self.row_items * self.disk_dtype.itemsize
+        if not self.compressed:
+            size = os.path.getsize(self.path)
+            if size != self.offset + self.n * self.row_bytes:
+                raise UserInputError(f"{self.path}: the header (shape {'x'.join(map(str, self.dims))}) does not "
+                                     f"match the file size ({size} bytes); {_FIX}.")
+
+    def _open(self):
+        return gzip.open(self.path, "rb") if self.compressed else open(self.path, "rb")
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of a raw file, as native-dtype array (stop - start, *row_shape)."""
+        data = np.memmap(self.path, dtype=self.disk_dtype, mode="r", offset=self.offset + start * self.row_bytes,
+                         shape=(stop - start, *self.row_shape))
+        return np.array(data, dtype=self.dtype)
+
+    def chunks(self, size: int):
+        """Every row, in order, in arrays of up to ``size`` rows."""
+        if not self.compressed:
+            for start in range(0, self.n, size):
+                yield self.rows(start, min(start + size, self.n))
+            return
+        with self._open() as f:
+            f.seek(self.offset)
+            for start in range(0, self.n, size):
+                count = min(size, self.n - start)
+                raw = f.read(count * self.row_bytes)
+                if len(raw) < count * self.row_bytes:
+                    raise UserInputError(f"{self.path} is truncated: it ends inside row {start + len(raw) // self.row_bytes}; "
+                                         f"{_FIX}.")
+                yield np.frombuffer(raw, dtype=self.disk_dtype).reshape(count, *self.row_shape).astype(self.dtype)

@@ -53,6 +53,12 @@ def epoch_permutation(n: int, seed: int, device: torch.device | str = "cpu") -> 
     return order.to(device)
 
 
+def steps_for(n_rows: int, batch_size: int, drop_last: bool) -> int:
+    """Updates in one pass over n_rows rows (batch_size 0 = all rows at once)."""
+    size = batch_size or n_rows
+    return n_rows // size if drop_last else -(-n_rows // size)
+
+
 def batch_bounds(n: int, batch_size: int, drop_last: bool) -> list[tuple[int, int]]:
     """(start, stop) of each minibatch over n rows; batch_size 0 means one batch of all rows."""
     size = batch_size or n

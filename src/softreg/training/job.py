@@ -104,6 +104,10 @@ def load_data(args: DataArgs, config: TrainConfig, progress: bool = False):
     from softreg.data.tables import is_table
 
     table = is_table(Path(args.spec))
+    if args.stream:
+        from softreg.data.stream import open_stream
+
+        return open_stream(args, config, progress)
     if not table:
         for option, value in (("--drop", args.drop), ("--columns", args.columns), ("--header/--no-header", args.header),
                               ("--sep", args.sep), ("--impute", config.data.impute != "none" or None)):

@@ -74,7 +74,16 @@ def _forward(state: TrainState):
     return getattr(state, "forward", None)  # a DistributedDataParallel wrapper, when there is one
 
 
+def _on(device: torch.device, batch: Batch) -> Batch:
+    """The batch on the training device (streamed batches arrive on the CPU)."""
+    if batch.X.device == device:
+        return batch
+    return Batch(batch.X.to(device, non_blocking=True), batch.y.to(device, non_blocking=True),
+                 None if batch.w is None else batch.w.to(device), batch.denom)
+
+
 def _reduced_gradients(model: Classifier, batch: Batch, comm: Comm, forward=None):
+    batch = _on(next(model.parameters()).device, batch)
     cost, correct, grads = model.gradients(batch.X, batch.y, batch.w, batch.denom, forward=forward)
     if comm.world > 1:
         counts = torch.stack([cost.to(torch.float64), correct.to(torch.float64)])
@@ -86,7 +95,9 @@ def _reduced_gradients(model: Classifier, batch: Batch, comm: Comm, forward=None
 def full_gradients(model: Classifier, source: BatchSource, comm: Comm, forward=None):
     """Cost, correct count and gradients over every training row (all processes), in chunks."""
     total_cost, total_correct, total = None, None, None
+    device = next(model.parameters()).device
     for chunk in source.chunks(SCORE_CHUNK, comm.rank, comm.world):
+        chunk = _on(device, chunk)
         chunk.denom = source.n_rows
         cost, correct, grads = model.gradients(chunk.X, chunk.y, chunk.w, chunk.denom, forward=forward)
         if total is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from softreg.data.sources import steps_for
 from softreg.errors import UserInputError
 from softreg.training.config import Runtime, TrainConfig
 
@@ -57,12 +58,6 @@ class Plan:
 def auto_batch_size(n_samples: int) -> int:
     """n/50 rounded to a power of two in [16, 512]: measured on Fashion-MNIST and the digits."""
     return int(min(512, max(16, 2 ** round(math.log2(max(n_samples, 1) / 50)))))
-
-
-def steps_for(n_samples: int, batch_size: int, drop_last: bool) -> int:
-    """Updates in one pass over n_samples rows."""
-    size = batch_size or n_samples
-    return n_samples // size if drop_last else math.ceil(n_samples / size)
 
 
 def make_plan(config: TrainConfig, n_samples: int, n_features: int, runtime: Runtime | None = None,

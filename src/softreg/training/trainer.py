@@ -7,6 +7,7 @@ in-memory batch source and scores every split once.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -42,6 +43,8 @@ def preprocess_kind(data: Dataset, config: TrainConfig) -> str:
     kind = config.data.preprocess
     if kind != "auto":
         return kind
+    if getattr(data, "preprocess", None) is not None:
+        return data.preprocess.kind
     if data.pixel_max:
         return "pixels"
     return "none" if data.name in LESSON_TABLES else "standardize"
@@ -55,13 +58,16 @@ def model_config_for(data: Dataset, config: TrainConfig) -> ModelConfig:
 
 def build_classifier(data: Dataset, config: TrainConfig, fit_preprocess: bool = True) -> Classifier:
     """Fit the preprocessing on the training split (in chunks) and create the network, drawing its
-    initial weights from torch's random state."""
-    kind = preprocess_kind(data, config)
-    keep = data.schema.unscaled() if data.schema is not None else None
-    if fit_preprocess:
-        preprocess = Preprocess.fit(kind, data.train.X, data.pixel_max, keep)
+    initial weights from torch's random state. A streamed dataset brings its preprocessing,
+    fitted in its own pass over the data."""
+    fitted = getattr(data, "preprocess", None)
+    if fitted is not None:
+        preprocess = copy.deepcopy(fitted)
+    elif fit_preprocess:
+        keep = data.schema.unscaled() if data.schema is not None else None
+        preprocess = Preprocess.fit(preprocess_kind(data, config), data.train.X, data.pixel_max, keep)
     else:
-        preprocess = Preprocess(data.n_features, kind)  # buffers come from a checkpoint
+        preprocess = Preprocess(data.n_features, preprocess_kind(data, config))  # buffers come from a checkpoint
     net = build_model(model_config_for(data, config))
     return Classifier(net, preprocess, data.n_classes, schema=data.schema)
 
@@ -124,6 +130,8 @@ def train(
     config = (config or make_config(data_name=data.name)).validate()
     runtime = (runtime or Runtime()).validate()
     data.validate()
+    if getattr(data, "preprocess", None) is not None:
+        return _train_stream(data, config, runtime, callbacks, resume, comm)
     if sample_weight is not None and config.stop.validation_fraction > 0:
         raise UserInputError("sample weights with a validation split are not supported by train(); "
                              "hold out the validation rows yourself.")
@@ -155,3 +163,17 @@ def final_metrics(state: TrainState, sources: dict, comm: Comm = SINGLE) -> dict
     if comm.world > 1:
         metrics["world_size"] = comm.world
     return metrics
+
+
+def _train_stream(data, config: TrainConfig, runtime: Runtime, callbacks, resume, comm: Comm) -> TrainResult:
+    """``train`` for a StreamData: its sources read batches from disk."""
+    if config.stop.validation_fraction > 0:
+        raise UserInputError("--validation-fraction is not available with --stream; give a separate --test table "
+                             "and leave it out.")
+    device = resolve_device(runtime.device)
+    state = new_state(data, config, runtime, has_validation=False, device=device)
+    if resume is not None:
+        state.load_checkpoint(*resume)
+    fit(state, data.train, callbacks=callbacks, comm=comm)
+    metrics = final_metrics(state, {"train": data.train, "test": data.test}, comm)
+    return TrainResult(state.model, state.history, metrics, config, state.plan, state)

@@ -1,0 +1,151 @@
+"""Streaming sources' building blocks: a bounded shuffle buffer, exact-size rebatching, and
+``StreamSource``, the batch source that reads pieces of a dataset from disk in bounded memory."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+import torch
+
+from softreg.data.sources import Batch, steps_for
+
+Block = tuple[torch.Tensor, torch.Tensor]  # (rows (n, *sample_shape), labels (n,))
+BUFFER_BYTES = 128 << 20  # the shuffle buffer's size: rows = this / bytes per row (at least 32 batches)
+
+
+class ShuffleBuffer:
+    """Rows pass through a buffer of ``capacity`` rows. When it is full it is shuffled and its
+    first half leaves; the second half stays and mixes with the rows that come next, so a row
+    can leave several windows after it came in. The rest leaves, shuffled, at the end."""
+
+    def __init__(self, capacity: int, generator: torch.Generator):
+        self.capacity = max(2, capacity)
+        self.generator = generator
+        self.X: torch.Tensor | None = None
+        self.y: torch.Tensor | None = None
+        self.size = 0
+
+    def feed(self, X: torch.Tensor, y: torch.Tensor) -> Iterator[Block]:
+        if self.X is None:
+            self.X = torch.empty((self.capacity, *X.shape[1:]), dtype=X.dtype)
+            self.y = torch.empty(self.capacity, dtype=y.dtype)
+        start = 0
+        while start < X.shape[0]:
+            take = min(self.capacity - self.size, X.shape[0] - start)
+            self.X[self.size : self.size + take] = X[start : start + take]
+            self.y[self.size : self.size + take] = y[start : start + take]
+            self.size += take
+            start += take
+            if self.size == self.capacity:
+                yield self._release(self.capacity // 2)
+
+    def drain(self) -> Iterator[Block]:
+        if self.size:
+            yield self._release(self.size)
+
+    def _release(self, n: int) -> Block:
+        order = torch.randperm(self.size, generator=self.generator)
+        X, y = self.X[: self.size][order], self.y[: self.size][order]  # one shuffled copy
+        out = (X[:n], y[:n])
+        kept = self.size - n
+        self.X[:kept], self.y[:kept] = X[n:], y[n:]
+        self.size = kept
+        return out
+
+
+def rebatch(blocks: Iterable[Block], size: int) -> Iterator[Block]:
+    """Blocks of any sizes -> blocks of exactly ``size`` rows (the last one may be shorter)."""
+    pending_X: list[torch.Tensor] = []
+    pending_y: list[torch.Tensor] = []
+    held = 0
+    for X, y in blocks:
+        start = 0
+        while start < X.shape[0]:
+            take = min(size - held, X.shape[0] - start)
+            pending_X.append(X[start : start + take])
+            pending_y.append(y[start : start + take])
+            held += take
+            start += take
+            if held == size:
+                yield _join(pending_X), _join(pending_y)
+                pending_X, pending_y, held = [], [], 0
+    if held:
+        yield _join(pending_X), _join(pending_y)
+
+
+def _join(parts: list[torch.Tensor]) -> torch.Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def local_batch(batch_size: int, rank: int, world: int) -> int:
+    """Rows of each global batch that process ``rank`` takes (sizes differ by at most one)."""
+    return batch_size // world + (1 if rank < batch_size % world else 0)
+
+
+class StreamSource:
+    """A dataset read from disk, piece by piece (files, row groups, row ranges).
+
+    pieces : the units read at once, in stored order; ``read(piece)`` yields (rows, labels) blocks.
+    Each epoch visits the pieces in an order drawn from the epoch's seed, through a shuffle buffer
+    of about BUFFER_BYTES; with several processes each takes every world-th piece of that order and
+    its part of every global batch, and all take the same number of steps (a process that runs
+    out of rows starts its pieces again).
+    """
+
+    def __init__(self, pieces: list, read: Callable[[object], Iterator[Block]], n_rows: int, n_features: int,
+                 row_bytes: int, ordered: bool = False):
+        self.pieces = pieces
+        self.read = read
+        self.n_rows = n_rows
+        self.n_features = n_features
+        self.row_bytes = max(1, row_bytes)
+        self.ordered = ordered  # pieces can only be read in stored order (gzip files): the buffer alone shuffles
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def _blocks(self, pieces: list) -> Iterator[Block]:
+        for piece in pieces:
+            yield from self.read(piece)
+
+    def batches(self, seed, batch_size, drop_last, shuffle, rank=0, world=1, skip=0):
+        generator = torch.Generator().manual_seed(seed)
+        batch_size = batch_size or self.n_rows
+        order = list(range(len(self.pieces)))
+        if shuffle and not self.ordered:
+            order = torch.randperm(len(self.pieces), generator=generator).tolist()
+        mine = [self.pieces[i] for i in order][rank::world]
+        size = local_batch(batch_size, rank, world)
+        steps = steps_for(self.n_rows, batch_size, drop_last)
+        capacity = max(32 * size, BUFFER_BYTES // self.row_bytes)
+
+        def stream() -> Iterator[Block]:
+            blocks = self._blocks(mine)
+            if shuffle:
+                buffer = ShuffleBuffer(min(capacity, max(2, self.n_rows // world + 1)), generator)
+                blocks = _buffered(blocks, buffer)
+            yield from rebatch(blocks, size)
+
+        produced = stream()
+        for step in range(steps):
+            try:
+                X, y = next(produced)
+            except StopIteration:
+                if world == 1 or not mine:
+                    return
+                produced = stream()  # this process ran out of rows: start its pieces again
+                X, y = next(produced)
+            if world == 1 and drop_last and X.shape[0] < size:
+                return
+            if step >= skip:
+                yield Batch(X, y, None, X.shape[0] if world == 1 else batch_size)
+
+    def chunks(self, size, rank=0, world=1):
+        for X, y in rebatch(self._blocks(self.pieces[rank::world]), size):
+            yield Batch(X, y, None, 0)
+
+
+def _buffered(blocks: Iterable[Block], buffer: ShuffleBuffer) -> Iterator[Block]:
+    for X, y in blocks:
+        yield from buffer.feed(X, y)
+    yield from buffer.drain()
