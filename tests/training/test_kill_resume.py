@@ -21,7 +21,24 @@ from conftest import run_subprocess, write_idx_folder
 RUNS = {
     "mlp": ["--model", "mlp", "--hidden", "64", "--epochs", "6", "--batch-size", "32"],
     "default-linear-averaged": ["--epochs", "6", "--batch-size", "16"],
+    "stream": ["--stream", "--epochs", "6", "--batch-size", "16"],
 }
+
+
+def _parquet(folder: Path, n: int) -> Path:
+    """The easy images as a table of uint8 pixel columns, in row groups (streamed pieces)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from conftest import easy_images
+
+    X, y = easy_images(n)
+    flat = X.reshape(n, -1).numpy()
+    table = pa.table([pa.array(y.numpy())] + [pa.array(flat[:, j]) for j in range(flat.shape[1])],
+                     names=["label"] + [f"p{j}" for j in range(flat.shape[1])])
+    folder.mkdir()
+    pq.write_table(table, folder / "t.parquet", row_group_size=1000)
+    return folder / "t.parquet"
 
 
 def _checkpoint_epoch(run: Path) -> int:
@@ -35,7 +52,10 @@ def _checkpoint_epoch(run: Path) -> int:
 
 @pytest.mark.parametrize("name", RUNS)
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, name):
-    data = write_idx_folder(tmp_path / "idx", n_train=12000, n_test=200)
+    if name == "stream":
+        data = _parquet(tmp_path / "table", 12000)
+    else:
+        data = write_idx_folder(tmp_path / "idx", n_train=12000, n_test=200)
     args = ["train", "--data", data, "--device", "cpu", "--checkpoint-every", "1", *RUNS[name]]
     whole = run_subprocess(*args, "--out", tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr

@@ -89,7 +89,7 @@ class StreamSource:
     Each epoch visits the pieces in an order drawn from the epoch's seed, through a shuffle buffer
     of about BUFFER_BYTES; with several processes each takes every world-th piece of that order and
     its part of every global batch, and all take the same number of steps (a process that runs
-    out of rows starts its pieces again).
+    out of rows starts its pieces again, so the last batches of such an epoch repeat some rows).
     """
 
     def __init__(self, pieces: list, read: Callable[[object], Iterator[Block]], n_rows: int, n_features: int,
@@ -120,22 +120,21 @@ class StreamSource:
         capacity = max(32 * size, BUFFER_BYTES // self.row_bytes)
 
         def stream() -> Iterator[Block]:
-            blocks = self._blocks(mine)
+            if world == 1:
+                blocks = self._blocks(mine)
+            else:  # equal steps on every process: one that runs out of rows starts its pieces again
+                blocks = (block for _ in iter(int, 1) for block in self._blocks(mine))
             if shuffle:
                 buffer = ShuffleBuffer(min(capacity, max(2, self.n_rows // world + 1)), generator)
                 blocks = _buffered(blocks, buffer)
             yield from rebatch(blocks, size)
 
+        if not mine:
+            return
         produced = stream()
         for step in range(steps):
-            try:
-                X, y = next(produced)
-            except StopIteration:
-                if world == 1 or not mine:
-                    return
-                produced = stream()  # this process ran out of rows: start its pieces again
-                X, y = next(produced)
-            if world == 1 and drop_last and X.shape[0] < size:
+            X, y = next(produced, (None, None))
+            if X is None or (world == 1 and drop_last and X.shape[0] < size):
                 return
             if step >= skip:
                 yield Batch(X, y, None, X.shape[0] if world == 1 else batch_size)
