@@ -7,9 +7,10 @@ writes, from the IDX files (Debian's dataset-fashion-mnist, or --data):
   big/part-00000.parquet ...                             (with --copies K) K randomly shifted copies
                                                           of the training images, shuffled, in shards
 
-A shifted copy moves each image by up to 2 pixels in each direction (zeros fill in), a standard
-way to make more training images that stay Fashion-MNIST-like. 40 copies are 2.4 million rows:
-1.9 GB of pixels, about 7.5 GB as float32.
+A shifted copy moves half of the images by one pixel up, down, left or right (zeros fill in), a
+standard way to make more training images that stay Fashion-MNIST-like (a linear model trained on
+copies all shifted by up to two pixels loses several points of accuracy on the unshifted test images). 40 copies are
+2.4 million rows: 1.9 GB of pixels, about 7.5 GB as float32.
 """
 
 from __future__ import annotations
@@ -34,21 +35,15 @@ def to_table(pixels: np.ndarray, labels: np.ndarray) -> pa.Table:
 
 
 def shifted(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Each image moved by a random offset in [-2, 2] along each axis, zeros filling in."""
-    out = np.zeros_like(pixels)
+    """Half the images as they are, the other half moved by one pixel up, down, left or right
+    (zeros fill in)."""
+    out = pixels.copy()
     n = len(pixels)
-    dy, dx = rng.integers(-2, 3, n), rng.integers(-2, 3, n)
-    for sy in range(-2, 3):
-        for sx in range(-2, 3):
-            pick = (dy == sy) & (dx == sx)
-            if not pick.any():
-                continue
-            src = pixels[pick]
-            dst = np.zeros_like(src)
-            ys, yd = (slice(0, 28 - sy), slice(sy, 28)) if sy >= 0 else (slice(-sy, 28), slice(0, 28 + sy))
-            xs, xd = (slice(0, 28 - sx), slice(sx, 28)) if sx >= 0 else (slice(-sx, 28), slice(0, 28 + sx))
-            dst[:, yd, xd] = src[:, ys, xs]
-            out[pick] = dst
+    move = rng.integers(0, 8, n)  # 0..3: one of the four moves; 4..7: unchanged
+    out[move == 0, :-1, :], out[move == 0, -1, :] = pixels[move == 0, 1:, :], 0  # up
+    out[move == 1, 1:, :], out[move == 1, 0, :] = pixels[move == 1, :-1, :], 0  # down
+    out[move == 2, :, :-1], out[move == 2, :, -1] = pixels[move == 2, :, 1:], 0  # left
+    out[move == 3, :, 1:], out[move == 3, :, 0] = pixels[move == 3, :, :-1], 0  # right
     return out
 
 

@@ -10,7 +10,7 @@ import torch
 from softreg.data.sources import Batch, steps_for
 
 Block = tuple[torch.Tensor, torch.Tensor]  # (rows (n, *sample_shape), labels (n,))
-BUFFER_BYTES = 128 << 20  # the shuffle buffer's size: rows = this / bytes per row (at least 32 batches)
+BUFFER_BYTES = 64 << 20  # the shuffle buffer's size: rows = this / bytes per row (at least 32 batches)
 
 
 class ShuffleBuffer:
@@ -44,11 +44,18 @@ class ShuffleBuffer:
             yield self._release(self.size)
 
     def _release(self, n: int) -> Block:
-        order = torch.randperm(self.size, generator=self.generator)
-        X, y = self.X[: self.size][order], self.y[: self.size][order]  # one shuffled copy
-        out = (X[:n], y[:n])
-        kept = self.size - n
-        self.X[:kept], self.y[:kept] = X[n:], y[n:]
+        """n random rows leave; the last rows of the buffer move into their places."""
+        size = self.size
+        leaving = torch.randperm(size, generator=self.generator)[:n]
+        out = (self.X[leaving], self.y[leaving])  # n rows copied out, in a random order
+        kept = size - n
+        gone = torch.zeros(size, dtype=torch.bool)
+        gone[leaving] = True
+        holes = torch.nonzero(gone[:kept]).squeeze(1)  # free slots among the first `kept`
+        movers = torch.nonzero(~gone[kept:]).squeeze(1) + kept  # kept rows beyond them
+        if holes.numel():
+            self.X[holes] = self.X[movers]
+            self.y[holes] = self.y[movers]
         self.size = kept
         return out
 

@@ -18,7 +18,7 @@ import torch
 from softreg.data.columns import MAX_CATEGORIES, TableSchema, numeric_values
 from softreg.data.shuffle import StreamSource
 from softreg.data.tables import (ID_ROWS, TableReader, check_text_columns, class_names, infer_schema,
-                                 label_texts, stratified_split)
+                                 label_arrow, stratified_split)
 from softreg.errors import UserInputError
 from softreg.preprocess import Moments, Preprocess
 
@@ -84,8 +84,8 @@ def open_table_stream(path: str | Path, *, preprocess: str, label: str | None = 
     reader = TableReader(path, header=header, sep=sep)
     schema = infer_schema(reader, label, drop, columns, impute)
     pieces, labels = _label_pass(reader, schema.label, where)
-    classes = class_names(labels)
-    codes = _codes(labels, classes, where)
+    classes, codes = _classes_and_codes(labels, where)
+    del labels
     held = np.zeros(len(codes), dtype=bool)
     if test is None:
         _, test_rows = stratified_split(codes, test_fraction, seed)
@@ -101,7 +101,7 @@ def open_table_stream(path: str | Path, *, preprocess: str, label: str | None = 
         test_reader = TableReader(test, header=header, sep=sep)
         schema.check_columns(test_reader.names, str(test))
         test_pieces, test_labels = _label_pass(test_reader, schema.label, str(test))
-        test_codes = torch.from_numpy(_codes(test_labels, classes, str(test), known=True))
+        test_codes = torch.from_numpy(_classes_and_codes(test_labels, str(test), classes)[1])
         test_source = _table_source(test_reader, schema, test_pieces, test_codes,
                                     np.ones(len(test_codes), dtype=bool), str(test))
     else:
@@ -110,25 +110,38 @@ def open_table_stream(path: str | Path, *, preprocess: str, label: str | None = 
                       preprocess=pre, schema=schema, feature_names=schema.feature_names()).validate()
 
 
-def _codes(labels: np.ndarray, classes: list[str], where: str, known: bool = False) -> np.ndarray:
-    from softreg.data.tabular import _codes as codes
+def _classes_and_codes(labels, where: str, classes: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """Sorted classes (or the given ones) and each row's class index, computed in Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    return codes(labels, classes, where, known)
+    if classes is None:
+        classes = class_names(np.asarray(pc.unique(labels).to_pylist(), dtype=object))
+    index = pc.index_in(labels, value_set=pa.array(classes, type=pa.string()))
+    if index.null_count:
+        unknown = sorted(set(pc.filter(labels, pc.is_null(index)).to_pylist()))
+        shown = ", ".join(repr(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise UserInputError(f"{where}: label(s) {shown} are not among the model's {len(classes)} classes; "
+                             "use data labelled like the training data.")
+    return classes, index.to_numpy().astype(np.int64)
 
 
-def _label_pass(reader: TableReader, label: str, where: str) -> tuple[list[tuple], np.ndarray]:
-    """(pieces as (fragment, first row, rows), labels of every row as text), reading the label column only."""
+def _label_pass(reader: TableReader, label: str, where: str) -> tuple[list[tuple], object]:
+    """(pieces as (fragment, first row, rows), every row's label as Arrow text), reading the label
+    column only; no Python object per row."""
+    import pyarrow as pa
+
     pieces, parts, offset = [], [], 0
     for frag in reader.fragments():
         start = offset
         for batch in reader.read_fragment(frag, [label]):
-            parts.append(label_texts(batch.column(label), where, offset))
+            parts.append(label_arrow(batch.column(label), where, offset))
             offset += batch.num_rows
         if offset > start:
             pieces.append((frag, start, offset - start))
     if offset == 0:
         raise UserInputError(f"{where}: the table has no rows; give at least one.")
-    return pieces, np.concatenate(parts)
+    return pieces, pa.chunked_array(parts, type=pa.string())
 
 
 def _numeric_block(batch, numeric, where: str, first_row: int) -> np.ndarray:

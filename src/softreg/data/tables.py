@@ -28,7 +28,7 @@ CSV_SUFFIXES = (".csv", ".tsv", ".tab")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 COMPRESSION_SUFFIXES = (".gz", ".zst", ".bz2")
 BATCH_ROWS = 65_536  # rows per record batch, at most ...
-BATCH_BYTES = 48 << 20  # ... and about this many bytes of values: wide tables come in shorter batches
+BATCH_BYTES = 32 << 20  # ... and about this many bytes of values (as float64): wide tables get fewer rows
 SAMPLE_BYTES = 1 << 20  # read to detect the separator and the header
 
 
@@ -96,26 +96,31 @@ class TableReader:
     # -- opening ---------------------------------------------------------------------------
 
     def _open_parquet(self) -> None:
-        import pyarrow.parquet as pq
-
-        self._parquet = {}
         names = None
+        self._row_groups: dict[Path, list[int]] = {}
         for f in self.files:
-            try:
-                pf = pq.ParquetFile(f)
-            except Exception as exc:  # pyarrow raises several types for damaged files
-                raise UserInputError(f"{f}: not a readable Parquet file ({_detail(exc)}); write it again "
-                                     "or export the table as CSV.") from None
-            self._parquet[f] = pf
+            pf = self._parquet_file(f)
             these = pf.schema_arrow.names
             if names is None:
                 names, self.arrow_schema = these, pf.schema_arrow
             elif these != names:
                 raise UserInputError(f"{f}: its columns differ from {self.files[0].name}'s; every shard of a "
                                      "table needs the same columns.")
+            md = pf.metadata
+            self._row_groups[f] = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
+            del pf, md  # a wide table's metadata is large: reopen files as they are read
         self.names = list(names)
         self.types = {n: self.arrow_schema.field(n).type for n in self.names}
         self.declared = self.types
+
+    def _parquet_file(self, f: Path):
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(f, pre_buffer=False)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise UserInputError(f"{f}: not a readable Parquet file ({_detail(exc)}); write it again "
+                                 "or export the table as CSV.") from None
 
     def _open_csv(self) -> None:
         first = self.files[0]
@@ -195,21 +200,21 @@ class TableReader:
         if self.format == "parquet" and split_row_groups:
             out = []
             for f in self.files:
-                md = self._parquet[f].metadata
-                out += [Fragment(f, g, md.row_group(g).num_rows) for g in range(md.num_row_groups)]
+                out += [Fragment(f, g, rows) for g, rows in enumerate(self._row_groups[f])]
             return out
         return [Fragment(f) for f in self.files]
 
     def batches(self, columns: list[str], fragments: list[Fragment] | None = None,
                 batch_rows: int | None = None) -> Iterator:
         """Record batches of ``columns``, fragment after fragment."""
-        batch_rows = batch_rows or max(256, min(BATCH_ROWS, BATCH_BYTES // (8 * max(1, len(columns)))))
         for frag in fragments if fragments is not None else self.fragments(split_row_groups=False):
             yield from self.read_fragment(frag, columns, batch_rows)
 
-    def read_fragment(self, frag: Fragment, columns: list[str], batch_rows: int = BATCH_ROWS) -> Iterator:
+    def read_fragment(self, frag: Fragment, columns: list[str], batch_rows: int | None = None) -> Iterator:
+        """Record batches of ``columns`` from one fragment; wide tables come in shorter batches."""
+        batch_rows = batch_rows or max(256, min(BATCH_ROWS, BATCH_BYTES // (8 * max(1, len(columns)))))
         if self.format == "parquet":
-            pf = self._parquet[frag.file]
+            pf = self._parquet_file(frag.file)
             groups = None if frag.row_group is None else [frag.row_group]
             try:
                 yield from pf.iter_batches(batch_size=batch_rows, columns=columns, row_groups=groups)
@@ -225,7 +230,7 @@ class TableReader:
 
     def count_rows(self) -> int:
         if self.format == "parquet":
-            return sum(self._parquet[f].metadata.num_rows for f in self.files)
+            return sum(sum(groups) for groups in self._row_groups.values())
         first = self.names[0]
         return sum(b.num_rows for b in self.batches([first]))
 
@@ -412,8 +417,8 @@ def class_names(values: np.ndarray) -> list[str]:
     return texts
 
 
-def label_texts(column, where: str, first_row: int = 0) -> np.ndarray:
-    """An Arrow label column as an array of stripped strings; a missing label is an error."""
+def label_arrow(column, where: str, first_row: int = 0):
+    """An Arrow label column as stripped Arrow text; a missing label is an error."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -424,7 +429,12 @@ def label_texts(column, where: str, first_row: int = 0) -> np.ndarray:
     if pc.any(empty).as_py():
         row = int(np.nonzero(empty.to_numpy(zero_copy_only=False))[0][0])
         raise UserInputError(f"{where}: data row {first_row + row + 1} has no label; fill it in or drop the row.")
-    return np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)
+    return text
+
+
+def label_texts(column, where: str, first_row: int = 0) -> np.ndarray:
+    """An Arrow label column as an array of stripped strings; a missing label is an error."""
+    return np.asarray(label_arrow(column, where, first_row).to_numpy(zero_copy_only=False), dtype=object)
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
