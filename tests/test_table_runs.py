@@ -137,3 +137,30 @@ def test_separate_test_table_and_table_options_need_a_table(run_cli, iris, tmp_p
     assert_user_error(code, err, "--drop applies to tables")
     code, _, err = run_cli("train", "--data", iris / "iris.csv", "--drop", "petal", "--out", tmp_path / "r3")
     assert_user_error(code, err, "--drop names column(s) 'petal'")
+
+
+def test_predict_command_scores_a_table_and_rows_with_text_columns(run_cli, tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text(_mixed(200, 1))
+    out = tmp_path / "run"
+    code, _, err = run_cli("train", "--data", path, "--impute", "mean", "--drop", "id", "--out", out)
+    assert code == 0, err
+    code, stdout, err = run_cli("predict", out, path, "--out", tmp_path / "p.parquet", "--keep", "id,label")
+    assert code == 0, err
+    assert "wrote 200 predictions" in stdout
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "p.parquet").to_pydict()
+    agree = np.mean([a == b for a, b in zip(table["predicted"], table["label"])])
+    assert agree > 0.95 and table["id"][:2] == [1000, 1001]
+    code, _, err = run_cli("predict", out, path)
+    assert_user_error(code, err, "add --out predictions.csv")
+    code, stdout, err = run_cli("predict", out, "--features", "11.0,red,round,4.5")
+    assert code == 0, err
+    assert "predicted yes" in stdout
+    code, stdout, err = run_cli("predict", out, "--features", "0.1,purple,round,")  # unseen colour, missing weight
+    assert code == 0, err
+    code, _, err = run_cli("predict", out, "--features", "big,red,round,1")
+    assert_user_error(code, err, "column 'size' needs a number", "'big'")
+    code, _, err = run_cli("predict", out, "--features", "1,red")
+    assert_user_error(code, err, "must hold 4 values", "size, colour, shape, weight")

@@ -73,6 +73,7 @@ class Predictor:
         self._dataset = _UNSET
         self._novelty = _UNSET
         self.data_problem: str | None = None  # why the run's dataset could not be loaded
+        self.schema = getattr(self.model, "schema", None)  # tables: named columns, one-hot text columns
 
     @classmethod
     def from_run(cls, path: str | Path, device: str = "cpu", *, data_dir: str | None = None,
@@ -96,6 +97,9 @@ class Predictor:
             "image_shape": list(self.image_shape) if self.image_shape else None,
             "pixel_max": self.pixel_max, "model": self.kind, "feature_names": self.feature_names,
             "dataset": self.run.data.get("name"), "test_samples": len(split[0]) if split else 0,
+            "columns": None if self.schema is None else [
+                {"name": c.name, "kind": c.kind, **({"categories": c.categories} if c.categories else {})}
+                for c in self.schema.columns],
         }
 
     # ------------------------------------------------------------------ inputs
@@ -112,6 +116,8 @@ class Predictor:
         def label(i: int) -> str:
             return names[i] if names is not None and i < len(names) else f"row {i}"
 
+        if self.schema is not None and not isinstance(rows, (np.ndarray, torch.Tensor)):
+            return self._encode_table_rows(rows, label)
         if isinstance(rows, torch.Tensor):
             rows = rows.detach().cpu().numpy()
         if isinstance(rows, (str, bytes)) or not isinstance(rows, (Sequence, np.ndarray)):
@@ -139,6 +145,52 @@ class Predictor:
                     f"{label(i)} has pixel value {values[i, j]:g} at position {j}; pixels must be in "
                     f"[0, {self.pixel_max:g}] (this model's range): rescale the image.")
         return torch.from_numpy(values.astype(np.float32))
+
+    def _encode_table_rows(self, rows, label) -> torch.Tensor:
+        """Rows of a table model: one raw value per column of the model's schema (a list in the
+        schema's column order, or a mapping by column name); text columns are one-hot encoded,
+        unseen values give all zeros, missing numbers are filled as in training or refused."""
+        import pyarrow as pa
+
+        columns = self.schema.columns
+        if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or len(rows) == 0:
+            raise UserInputError(f"rows must be a non-empty list of rows, each with the {len(columns)} columns "
+                                 f"{', '.join(c.name for c in columns[:10])}.")
+        values: list[list] = [[] for _ in columns]
+        for i, row in enumerate(rows):
+            if isinstance(row, Mapping):
+                missing = [c.name for c in columns if c.name not in row]
+                if missing:
+                    raise UserInputError(f"{label(i)} lacks column(s) {', '.join(missing[:5])}; give every "
+                                         f"column the model was trained on.")
+                row = [row[c.name] for c in columns]
+            elif isinstance(row, (str, bytes)) or not isinstance(row, (Sequence, np.ndarray)) or len(row) != len(columns):
+                raise UserInputError(f"{label(i)} must hold {len(columns)} values, one per column: "
+                                     f"{', '.join(c.name for c in columns[:10])}.")
+            for j, (c, v) in enumerate(zip(columns, row)):
+                values[j].append(self._cell(c, v, label(i)))
+        arrays = [pa.array(v, type=pa.float64() if c.kind == "numeric" else pa.string())
+                  for c, v in zip(columns, values)]
+        X = self.schema.encode(pa.table(arrays, names=[c.name for c in columns]), where="the rows")
+        if X.dtype.kind == "f" and np.isnan(X).any():
+            i, j = (int(v) for v in np.argwhere(np.isnan(X))[0])
+            raise UserInputError(f"{label(i)} has no value for {self.schema.feature_names()[j]!r} and the model "
+                                 "was trained without imputation; give a number.")
+        return torch.from_numpy(X.astype(np.float32))
+
+    @staticmethod
+    def _cell(column, value, what: str):
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if column.kind == "categorical":
+            return str(value).strip()
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise UserInputError(f"{what}: column {column.name!r} needs a number; got {value!r}.") from None
+        if not np.isfinite(number):
+            raise UserInputError(f"{what}: column {column.name!r} has {number}; give a finite number.")
+        return number
 
     def _row_from_mapping(self, row: Mapping, what: str) -> list:
         if self.feature_names is None:

@@ -26,7 +26,8 @@ def _parse_features(text: str) -> list[float]:
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="a run folder written by `softreg train`"),
-    image: Optional[Path] = typer.Argument(None, help="an image file (PNG, JPEG, GIF, BMP, WebP) of any size"),
+    image: Optional[Path] = typer.Argument(None, help="an image file (PNG, JPEG, GIF, BMP, WebP) of any size, or "
+                                           "a table (CSV / Parquet) to predict every row of, with --out"),
     index: Optional[int] = typer.Option(None, "--index", help="predict test sample N"),
     random_sample: bool = typer.Option(False, "--random", help="predict a random test sample"),
     features: Optional[str] = typer.Option(None, "--features", help="comma-separated feature values (tables)"),
@@ -37,9 +38,17 @@ def predict(
     show: Optional[Path] = typer.Option(None, "--show", help="write a picture of what the model saw and its answer"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed for --random"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder"),
+    out: Optional[Path] = typer.Option(None, "--out", help="with a TABLE: write every row's prediction to this "
+                                       ".csv or .parquet file"),
+    keep: Optional[str] = typer.Option(None, "--keep", help="with a TABLE: columns to copy into --out, comma-separated"),
 ) -> None:
-    """Predict the class of one image, one test sample, or one row of features."""
+    """Predict the class of one image, one test sample, or one row of features; or of every row of a table."""
+    from softreg.data.tables import table_format
     from softreg.predict import Predictor
+
+    if image is not None and (table_format(image) is not None or image.is_dir() or out is not None):
+        _predict_table(run_dir, image, out, keep)
+        return
 
     chosen = sum([image is not None, index is not None, random_sample, features is not None])
     if chosen != 1:
@@ -52,7 +61,8 @@ def predict(
         prepared = predictor.prepare_image(image, invert=invert, fit=fit)
         X, notes, what = prepared.pixels.reshape(1, -1), [prepared.warnings], str(image)
     elif features is not None:
-        X, notes, what = predictor.encode_rows([_parse_features(features)], names=["--features"]), None, "features"
+        row = [v.strip() for v in features.split(",")] if predictor.schema is not None else _parse_features(features)
+        X, notes, what = predictor.encode_rows([row], names=["--features"]), None, "features"
     else:
         if random_sample:
             index = predictor.random_test_index(seed)
@@ -75,3 +85,15 @@ def predict(
                                       true_label, feature_names=predictor.feature_names,
                                       pixel_max=predictor.pixel_max), show)
         echo(f"wrote {show}")
+
+
+def _predict_table(run_dir: Path, table: Path, out: Optional[Path], keep: Optional[str]) -> None:
+    from softreg.runs import load_run
+    from softreg.table_predict import predict_table
+
+    if out is None:
+        raise UserInputError(f"{table}: predicting a whole table writes a file; add --out predictions.csv "
+                             "(or .parquet).")
+    columns = [c.strip() for c in keep.split(",") if c.strip()] if keep else None
+    written, rows = predict_table(load_run(run_dir), table, out, columns)
+    echo(f"wrote {rows} predictions to {written}")

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -112,8 +114,11 @@ class StreamSource:
         return self.n_rows
 
     def _blocks(self, pieces: list) -> Iterator[Block]:
-        for piece in pieces:
-            yield from self.read(piece)
+        def read_all():
+            for piece in pieces:
+                yield from self.read(piece)
+
+        return prefetch(read_all())
 
     def batches(self, seed, batch_size, drop_last, shuffle, rank=0, world=1, skip=0):
         generator = torch.Generator().manual_seed(seed)
@@ -155,3 +160,48 @@ def _buffered(blocks: Iterable[Block], buffer: ShuffleBuffer) -> Iterator[Block]
     for X, y in blocks:
         yield from buffer.feed(X, y)
     yield from buffer.drain()
+
+
+PREFETCH = 4  # blocks read ahead while the caller trains on the previous ones
+
+
+def prefetch(blocks: Iterator[Block], depth: int = PREFETCH) -> Iterator[Block]:
+    """Read ``blocks`` in a background thread, up to ``depth`` ahead, in the same order. Reading
+    (Arrow decoding, decompression) and training release the GIL, so the two overlap."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work():
+        try:
+            for block in blocks:
+                while not stop.is_set():
+                    try:
+                        q.put(block, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            q.put(exc)
+
+    thread = threading.Thread(target=work, name="softreg-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(timeout=0.05)
