@@ -17,7 +17,6 @@ from softreg.data import load_dataset
 from softreg.evaluate import (
     classification_metrics,
     confusion_matrix,
-    evaluate,
     evaluate_split,
     format_metrics,
     top_k_accuracy,
@@ -109,15 +108,18 @@ def test_confusion_matrix_counts_rows_true_columns_predicted():
     assert cm.tolist() == [[1, 0, 1], [0, 1, 0], [0, 1, 0]]
 
 
-def test_evaluate_split_matches_evaluate_and_runs_on_a_binary_mlp():
+def test_evaluate_split_matches_the_training_score_and_runs_on_a_binary_mlp():
     torch.manual_seed(0)
     net = MLP(6, [5], 2)
     model = Classifier(net, Preprocess(6, "none"), 2)
     from softreg.data.base import Split
+    from softreg.data.sources import InMemorySource
+    from softreg.training.loop import evaluate_source
 
     split = Split(torch.randn(40, 6), torch.randint(0, 2, (40,)))
     full = evaluate_split(model, split, ["no", "yes"])
-    short = evaluate(model, split)
+    assert evaluate_split(model, InMemorySource(split.X, split.y), ["no", "yes"]) == full  # chunked: same
+    short = evaluate_source(model, InMemorySource(split.X, split.y))
     assert full["log_loss"] == pytest.approx(short["loss"], rel=1e-6)
     assert full["accuracy"] == short["accuracy"]
     assert full["top_k"] == 2 and full["top_k_accuracy"] == 1.0

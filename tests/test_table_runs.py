@@ -164,3 +164,29 @@ def test_predict_command_scores_a_table_and_rows_with_text_columns(run_cli, tmp_
     assert_user_error(code, err, "column 'size' needs a number", "'big'")
     code, _, err = run_cli("predict", out, "--features", "1,red")
     assert_user_error(code, err, "must hold 4 values", "size, colour, shape, weight")
+
+
+def test_a_streamed_run_is_evaluated_from_disk_with_the_same_scores(run_cli, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 3000), ("test", 500)):
+        x = rng.normal(size=(n, 5))
+        y = np.where(x[:, 0] + x[:, 1] > 0, "up", "down")
+        pq.write_table(pa.table({**{f"x{j}": x[:, j] for j in range(5)}, "label": y}), tmp_path / f"{name}.parquet",
+                       row_group_size=400)
+    out = tmp_path / "run"
+    code, stdout, err = run_cli("train", "--data", tmp_path / "train.parquet", "--test", tmp_path / "test.parquet",
+                                "--stream", "--out", out)
+    assert code == 0, err
+    metrics = _metrics(out)
+    assert metrics["test_accuracy"] > 0.95
+    code, stdout, err = run_cli("evaluate", out)
+    assert code == 0, err
+    splits = json.loads((out / "evaluation.json").read_text())["splits"]
+    assert splits["test"]["n"] == 500 and splits["train"]["n"] == 3000
+    assert splits["test"]["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert splits["train"]["log_loss"] == pytest.approx(metrics["train_loss"], rel=1e-5)
+    code, _, err = run_cli("train", "--data", "digits", "--stream", "--out", tmp_path / "r2")
+    assert_user_error(code, err, "--stream reads tables and IDX files from disk", "Leave out --stream")

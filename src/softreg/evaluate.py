@@ -18,7 +18,7 @@ import torch
 
 from softreg.data.base import Split
 from softreg.errors import UserInputError
-from softreg.models import Classifier, loss_from_scores, scores_to_labels, scores_to_log_proba
+from softreg.models import Classifier, scores_to_labels, scores_to_log_proba
 
 CHUNK = 8192  # rows scored at once: bounds memory on large splits
 TOP_K = 5  # default k of the top-k accuracy (capped at the number of classes)
@@ -34,16 +34,6 @@ def predict_scores(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor:
     parts = [model(X[i : i + CHUNK].to(device)) for i in range(0, X.shape[0], CHUNK)]
     model.train(was_training)
     return torch.cat(parts)
-
-
-@torch.no_grad()
-def evaluate(model: torch.nn.Module, split: Split) -> dict:
-    """Mean cost (as trained: cross-entropy or binary cross-entropy) and accuracy on ``split``."""
-    scores = predict_scores(model, split.X)
-    y = split.y.to(scores.device)
-    loss = loss_from_scores(scores, y, reduction="sum").item() / len(split)
-    accuracy = (scores_to_labels(scores) == y).double().mean().item()
-    return {"loss": loss, "accuracy": accuracy, "n": len(split)}
 
 
 def accuracy(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
@@ -139,9 +129,16 @@ def classification_metrics(scores: torch.Tensor, y_true: torch.Tensor, classes: 
 
 
 @torch.no_grad()
-def evaluate_split(model: Classifier, split: Split, classes: list[str], top_k: int = TOP_K) -> dict:
-    """``classification_metrics`` of ``model`` on ``split``, scored on the model's device."""
-    return classification_metrics(predict_scores(model, split.X), split.y, classes, top_k)
+def evaluate_split(model: Classifier, split, classes: list[str], top_k: int = TOP_K) -> dict:
+    """``classification_metrics`` of ``model`` on ``split`` (a Split, or a batch source read in
+    chunks: a streamed split), scored on the model's device."""
+    if isinstance(split, Split):
+        return classification_metrics(predict_scores(model, split.X), split.y, classes, top_k)
+    scores, labels = [], []
+    for chunk in split.chunks(CHUNK):
+        scores.append(predict_scores(model, chunk.X))
+        labels.append(chunk.y)
+    return classification_metrics(torch.cat(scores), torch.cat(labels), classes, top_k)
 
 
 def file_mode() -> int:

@@ -91,7 +91,7 @@ def describe_data(dataset: Dataset, spec: str, label: str | None = None, options
     }
 
 
-TABLE_OPTIONS = ("test", "drop", "columns", "header", "sep")
+TABLE_OPTIONS = ("test", "drop", "columns", "header", "sep", "stream")
 
 
 def save_result(out: str | Path, result: TrainResult, dataset: Dataset, spec: str,
@@ -252,6 +252,16 @@ def load_run_dataset(run: LoadedRun, data: str | None = None, data_dir: str | No
     spec = data or run.data["spec"]
     if data is not None:
         options = {}
+    if options.pop("stream", False):  # trained from disk: scored from disk, in chunks
+        from softreg.data.stream import open_stream
+        from softreg.training.job import DataArgs
+
+        args = DataArgs(spec=spec, data_dir=data_dir, label=run.data.get("label"), stream=True, **options)
+        streamed = open_stream(args, run.config)
+        if streamed.classes != list(classes) or streamed.n_features != run.model_config.n_features:
+            raise UserInputError(f"{spec} no longer matches the run (classes or columns changed since training); "
+                                 "score it with --data, or train again.")
+        return streamed
     dataset = load_dataset(spec, data_dir=data_dir, label=run.data.get("label"), **options)
     if dataset.n_features != run.model_config.n_features:
         raise UserInputError(

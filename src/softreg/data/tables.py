@@ -152,12 +152,13 @@ class TableReader:
 
         # types from the first block; every numeric column is then read as float64 so that later
         # blocks and files cannot disagree (ints first, 2.5 later)
-        probe = self._csv_stream(first, pcsv.ConvertOptions(strings_can_be_null=True))
+        probe = self._csv_stream(first, pcsv.ConvertOptions(strings_can_be_null=True), probe=True)
         try:
             batch = probe.read_next_batch()
         except StopIteration:
             batch = None
         schema = probe.schema
+        del probe
         import pyarrow as pa
 
         self.types, self.declared = {}, {}
@@ -171,7 +172,7 @@ class TableReader:
         if batch is None or batch.num_rows == 0:
             raise UserInputError(f"{first}: the file has a header but no data rows; add rows.")
 
-    def _csv_stream(self, path: Path, convert, columns: list[str] | None = None):
+    def _csv_stream(self, path: Path, convert, columns: list[str] | None = None, probe: bool = False):
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
@@ -181,8 +182,9 @@ class TableReader:
             bad.append(row)
             return "error"
 
+        # the probe reads one small block (types); reading proper takes 4 MB blocks on every core
         read = pcsv.ReadOptions(column_names=self.names, skip_rows=1 if self.header else 0,
-                                block_size=1 << 22, use_threads=True)
+                                block_size=1 << 20 if probe else 1 << 22, use_threads=not probe)
         parse = pcsv.ParseOptions(delimiter=self.sep, invalid_row_handler=invalid, newlines_in_values=False)
         if columns is not None:
             convert.include_columns = columns
