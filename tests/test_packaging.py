@@ -126,3 +126,22 @@ def test_an_unrelated_missing_module_is_still_a_bug():
                   "print(missing_extra_message(ModuleNotFoundError('x', name='PIL.Image')))")
     assert proc.returncode == 0, proc.stderr
     assert "Pillow is not installed" in proc.stdout and "softreg[cli]" in proc.stdout
+
+
+def test_ci_tests_exactly_the_declared_floors():
+    """.ci/run's second test run installs .ci/lowest.txt: each pin there is the floor declared here."""
+    project = PYPROJECT["project"]
+    declared = {}
+    for req in project["dependencies"] + [r for extra in ("cli", "parquet")
+                                          for r in project["optional-dependencies"][extra]]:
+        name, _, floor = req.partition(">=")
+        declared[name.strip().lower()] = floor.strip()
+    pins = {}
+    for line in (ROOT / ".ci" / "lowest.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.strip().lower()] = version.strip()
+    assert set(pins) == set(declared)
+    for name, floor in declared.items():
+        # a floor may leave off trailing zeros: >=1.6 is tested as 1.6.0
+        assert pins[name] == floor or pins[name].startswith(floor + ".") and set(pins[name][len(floor):]) <= {".", "0"}, name
