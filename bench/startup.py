@@ -1,6 +1,6 @@
 """Start-up and loading: what a user waits for before softreg does any work, each in a fresh process.
 
-    .venv/bin/python bench/startup.py [--repeat 7] [--data fashion-mnist]
+    .venv/bin/python bench/startup.py [--repeat 7] [--data fashion-mnist] [--baseline OLD/src]
 
 Times (medians of --repeat fresh processes): `softreg --help`, `softreg train --help`,
 `softreg --version`, `import softreg`, the eager import of the public API that `import softreg`
@@ -103,6 +103,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--data", default="fashion-mnist")
+    parser.add_argument("--baseline", metavar="SRC",
+                        help="the src/ folder of an earlier checkout: time its --help, import and predict too")
     args = parser.parse_args()
     n = args.repeat
     rows: list[tuple[str, str, str]] = []
@@ -153,6 +155,15 @@ def main() -> None:
         rows.append((f"`softreg predict RUN --index 0` ({args.data}, copy built first)",
                      f"{med(cold):.3f} s", f"min {min(cold):.3f}, max {max(cold):.3f}"))
         print(rows[-2:], file=sys.stderr)
+        if args.baseline:
+            before = {**env, "PYTHONPATH": str(Path(args.baseline).resolve())}
+            for label, cmd in [("baseline: `python -m softreg --help`", [PY, "-m", "softreg", "--help"]),
+                               ("baseline: `python -c 'import softreg'`", [PY, "-c", "import softreg"]),
+                               (f"baseline: `python -m softreg predict RUN --index 0` ({args.data})",
+                                [PY, "-m", "softreg", "predict", str(run_dir), "--index", "0"])]:
+                times = [wall(cmd, env=before) for _ in range(n)]
+                rows.append((label, f"{med(times):.3f} s", f"min {min(times):.3f}, max {max(times):.3f}"))
+                print(rows[-1], file=sys.stderr)
 
     for what in ("import", "sgd", "adam", "lbfgs", "functional-sgd", "by-hand"):
         runs = [child(DYNAMO, what) for _ in range(n)]
