@@ -45,13 +45,13 @@ def test_pick_suggests_the_closest_name(given, option, suggestion):
     with pytest.raises(UserInputError) as info:
         cli_app.pick(given, option)
     message = str(info.value)
-    assert f"--{option}" in message and repr(given) in message and f"did you mean {suggestion}" in message
+    assert f"--{option}" in message and repr(given) in message and f"Did you mean {suggestion}" in message
 
 
 def test_pick_without_a_close_name_lists_them_all():
     with pytest.raises(UserInputError, match=r"one of sgd, adam, lbfgs; got 'zzzz'\. Example") as info:
         cli_app.pick("zzzz", "optimizer")
-    assert "did you mean" not in str(info.value)
+    assert "Did you mean" not in str(info.value)
 
 
 @pytest.mark.parametrize("given, want", [
@@ -71,7 +71,7 @@ def test_an_existing_folder_is_a_path(tmp_path, monkeypatch):
 
 def test_an_unknown_dataset_name_gets_a_suggestion(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UserInputError, match="did you mean 'fashion-mnist'"):
+    with pytest.raises(UserInputError, match="Did you mean 'fashion-mnist'"):
         cli_app.data_spec("fashon-mnist")
 
 

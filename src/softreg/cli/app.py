@@ -75,7 +75,7 @@ def pick(value: Optional[str], option: str, choices: Optional[Sequence[str]] = N
         if name.lower() == key:
             return name
     close = difflib.get_close_matches(key, [n.lower() for n in names], n=1, cutoff=0.5)
-    hint = f"did you mean {names[[n.lower() for n in names].index(close[0])]!r}? " if close else ""
+    hint = f"Did you mean {names[[n.lower() for n in names].index(close[0])]!r}? " if close else ""
     raise UserInputError(f"--{option} must be one of {', '.join(names)}; got {value!r}. {hint}"
                          f"Example: --{option} {names[0]}.")
 
@@ -95,10 +95,10 @@ def data_spec(value: str) -> str:
     if path.exists() or path.suffix or len(path.parts) > 1:
         return value
     close = difflib.get_close_matches(key, CHOICES["data"] + tuple(DATA_ALIASES), n=1, cutoff=0.5)
-    hint = f"did you mean {DATA_ALIASES.get(close[0], close[0])!r}? " if close else ""
+    hint = f"Did you mean {DATA_ALIASES.get(close[0], close[0])!r}? " if close else ""
     raise UserInputError(
         f"--data {value!r} is neither a known dataset ({', '.join(CHOICES['data'])}) nor an existing "
-        f"file or folder; {hint}give one of those names or the path of a table or IDX folder."
+        f"file or folder. {hint}Give one of those names or the path of a table or IDX folder."
     )
 
 DATA_HELP = ("digits (bundled, default), mnist, fashion-mnist, kmnist, toy, toy-binary, xor, "
