@@ -4,7 +4,8 @@
 
 Times (medians of --repeat fresh processes): `softreg --help`, `softreg train --help`,
 `softreg --version`, `import softreg`, the eager import of the public API that `import softreg`
-used to do, `softreg predict RUN --index 0` with the dataset's cached copy built and without;
+used to do, `softreg train --data NAME` end to end with its peak RSS, `softreg predict RUN
+--index 0` with the dataset's cached copy built and without;
 the load of a named dataset (first load, which builds the memory-mapped copy; later loads;
 the direct parse of its IDX files without the copy) with peak RSS; and what TorchDynamo's import
 costs on a first `torch.optim` optimizer. Prints a Markdown table and the machine load.
@@ -74,14 +75,22 @@ print(json.dumps({"seconds": dt, "dynamo": "torch._dynamo" in sys.modules}))
 
 def wall(cmd: list[str], env: dict | None = None, setup=None) -> float:
     """Seconds from start to exit of one process; raises when it fails."""
+    return run_child(cmd, env, setup)[0]
+
+
+def run_child(cmd: list[str], env: dict | None = None, setup=None) -> tuple[float, float]:
+    """(seconds from start to exit, peak RSS in MB) of one process; raises when it fails."""
     if setup is not None:
         setup()
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
     dt = time.perf_counter() - t
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
-    return dt
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
+    return dt, usage.ru_maxrss / 1024
 
 
 def child(code: str, *args: str, env: dict | None = None) -> dict:
@@ -146,6 +155,11 @@ def main() -> None:
             print(rows[-1], file=sys.stderr)
 
         run_dir = Path(tmp) / "run"
+        train = [run_child([SOFTREG, "train", "--data", args.data, "--out", str(Path(tmp) / f"t{i}")], env=env)
+                 for i in range(n)]
+        rows.append((f"`softreg train --data {args.data}` end to end (copy in the cache)",
+                     f"{med([t for t, _ in train]):.3f} s", f"peak RSS {med([m for _, m in train]):.0f} MB"))
+        print(rows[-1], file=sys.stderr)
         wall([SOFTREG, "train", "--data", args.data, "--out", str(run_dir)], env=env)
         predict = [SOFTREG, "predict", str(run_dir), "--index", "0"]
         warm = [wall(predict, env=env) for _ in range(n)]
@@ -157,6 +171,11 @@ def main() -> None:
         print(rows[-2:], file=sys.stderr)
         if args.baseline:
             before = {**env, "PYTHONPATH": str(Path(args.baseline).resolve())}
+            train = [run_child([PY, "-m", "softreg", "train", "--data", args.data,
+                                "--out", str(Path(tmp) / f"b{i}")], env=before) for i in range(n)]
+            rows.append((f"baseline: `python -m softreg train --data {args.data}` end to end",
+                         f"{med([t for t, _ in train]):.3f} s", f"peak RSS {med([m for _, m in train]):.0f} MB"))
+            print(rows[-1], file=sys.stderr)
             for label, cmd in [("baseline: `python -m softreg --help`", [PY, "-m", "softreg", "--help"]),
                                ("baseline: `python -c 'import softreg'`", [PY, "-c", "import softreg"]),
                                (f"baseline: `python -m softreg predict RUN --index 0` ({args.data})",
