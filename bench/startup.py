@@ -114,11 +114,24 @@ def main() -> None:
     parser.add_argument("--data", default="fashion-mnist")
     parser.add_argument("--baseline", metavar="SRC",
                         help="the src/ folder of an earlier checkout: time its --help, import and predict too")
+    parser.add_argument("--only-dynamo", action="store_true", help="only the TorchDynamo rows")
     args = parser.parse_args()
     n = args.repeat
     rows: list[tuple[str, str, str]] = []
     print(f"load average at start: {load_avg()} ({os.cpu_count()} cores)", file=sys.stderr)
 
+    if not args.only_dynamo:
+        startup_rows(args, rows)
+    dynamo_rows(n, rows)
+    print(f"load average at end: {load_avg()}", file=sys.stderr)
+    print(f"| what (median of {n} fresh processes) | time | notes |")
+    print("|---|---:|---|")
+    for label, value, note in rows:
+        print(f"| {label} | {value} | {note} |")
+
+
+def startup_rows(args, rows: list) -> None:
+    n = args.repeat
     for label, cmd in [
         ("`softreg --help`", [SOFTREG, "--help"]),
         ("`softreg train --help`", [SOFTREG, "train", "--help"]),
@@ -184,10 +197,15 @@ def main() -> None:
                 rows.append((label, f"{med(times):.3f} s", f"min {min(times):.3f}, max {max(times):.3f}"))
                 print(rows[-1], file=sys.stderr)
 
-    for what in ("import", "sgd", "adam", "lbfgs", "functional-sgd", "by-hand"):
-        runs = [child(DYNAMO, what) for _ in range(n)]
+
+
+def dynamo_rows(n: int, rows: list) -> None:
+    for what in ("import", "sgd", "sgd-disabled", "adam", "lbfgs", "functional-sgd", "by-hand"):
+        env = {**os.environ, "TORCHDYNAMO_DISABLE": "1"} if what == "sgd-disabled" else None
+        runs = [child(DYNAMO, what.removesuffix("-disabled"), env=env) for _ in range(n)]
         label = {"import": "`import torch._dynamo` after `import torch`",
                  "sgd": "first `torch.optim.SGD(...)` (constructor)",
+                 "sgd-disabled": "the same with `TORCHDYNAMO_DISABLE=1`",
                  "adam": "first `torch.optim.Adam(...)` (constructor)",
                  "lbfgs": "first `torch.optim.LBFGS(...)` (constructor)",
                  "functional-sgd": "first `torch.optim.sgd.sgd(...)` update, no Optimizer",
@@ -195,12 +213,6 @@ def main() -> None:
         rows.append((label, f"{med([r['seconds'] for r in runs]):.3f} s",
                      "imports TorchDynamo" if all(r["dynamo"] for r in runs) else "no TorchDynamo"))
         print(rows[-1], file=sys.stderr)
-
-    print(f"load average at end: {load_avg()}", file=sys.stderr)
-    print(f"| what (median of {n} fresh processes) | time | notes |")
-    print("|---|---:|---|")
-    for label, value, note in rows:
-        print(f"| {label} | {value} | {note} |")
 
 
 if __name__ == "__main__":
