@@ -13,6 +13,7 @@ import torch
 
 from softreg.data import cache, catalog
 from softreg.data.idx import read_idx, write_idx
+from softreg.errors import UserInputError
 from tests.conftest import write_idx_folder
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
@@ -198,3 +199,25 @@ def test_a_new_source_folder_rebuilds(system_fashion, reads, tmp_path):
     assert sorted(reads) == ["train_images", "train_labels"]  # the test files kept their checksums
     assert len(ds.train) == 12
     assert_same(as_dict(ds), direct(catalog.cache_dir() / "fashion-mnist"))
+
+
+def test_a_source_that_cannot_be_hashed_is_read_directly(system_fashion, reads, monkeypatch):
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(cache, "_sha256", refuse)
+    ds = load()
+    assert sorted(reads) == sorted(ROLES)
+    assert_same(as_dict(ds), direct(system_fashion))
+
+
+def test_a_vanished_source_is_the_readers_error(system_fashion, monkeypatch):
+    load()
+    (system_fashion / "train-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setattr(catalog, "find_idx_files", lambda folder: {
+        "train_images": system_fashion / "train-images-idx3-ubyte.gz",
+        "train_labels": system_fashion / "train-labels-idx1-ubyte.gz",
+        "test_images": system_fashion / "t10k-images-idx3-ubyte.gz",
+        "test_labels": system_fashion / "t10k-labels-idx1-ubyte.gz"})
+    with pytest.raises(UserInputError, match="not found"):
+        catalog._load_folder(system_fashion, "fashion-mnist", ["a", "b", "c"], "x", cache=arrays_folder())

@@ -57,7 +57,11 @@ def load_arrays(folder: Path, sources: dict[str, Path], read: Reader) -> dict[st
     fresh: dict[str, dict] = {}
     for role, path in sources.items():
         entry = entries.get(role)
-        source = _current_source(path, entry.get("source") if entry else None)
+        try:
+            source = _current_source(path, entry.get("source") if entry else None)
+        except OSError:  # unreadable or gone: ``read`` says so in its own words
+            arrays[role] = read(role, path)
+            continue
         tensor = _open(folder, entry, source) if entry else None
         if tensor is None:
             tensor, entry = _build(folder, role, path, source, read)
