@@ -27,4 +27,4 @@ bench: setup
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .hypothesis build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .ci-venvs dist runs .pytest_cache .hypothesis build *.egg-info src/*.egg-info

@@ -44,14 +44,14 @@ def _train(run_cli, out: Path, *args) -> tuple[int, str, str]:
 
 
 BAD_OPTIONS = {
-    "unknown-dataset": (["--data", "no-such-data"], ["unknown dataset", "'no-such-data'", "give one of"]),
+    "unknown-dataset": (["--data", "no-such-data"], ["is neither a known dataset", "'no-such-data'", "give one of"]),
     "missing-data-folder": (["--data", "/no/such/folder"], ["unknown dataset", "/no/such/folder"]),
     "unknown-model": (["--data", "toy", "--model", "svm"], ["model must be one of", "'svm'"]),
     "unknown-optimizer": (["--data", "toy", "--optimizer", "rmsprop"], ["optimizer must be one of", "'rmsprop'"]),
     "unknown-activation": (["--data", "toy", "--model", "mlp", "--activation", "gelu"],
                            ["activation must be one of", "'gelu'"]),
     "unknown-init": (["--data", "toy", "--init", "ones"], ["init must be one of", "'ones'"]),
-    "unknown-recipe": (["--data", "toy", "--recipe", "fast"], ["unknown recipe", "'fast'"]),
+    "unknown-recipe": (["--data", "toy", "--recipe", "fast"], ["--recipe must be one of", "'fast'"]),
     "lr-zero": (["--data", "toy", "--lr", "0"], ["lr must be a positive finite number", "got 0.0"]),
     "lr-negative": (["--data", "toy", "--lr", "-0.5"], ["lr must be a positive", "got -0.5"]),
     "lr-nan": (["--data", "toy", "--lr", "nan"], ["lr must be a positive finite number", "got nan"]),
@@ -527,7 +527,7 @@ PREDICT_MISTAKES = {
     "missing-image": (["missing.png"], ["missing.png", "no such image file"]),
     "show-bad-type": (["--index", "0", "--show", "out.txt"], ["unsupported picture type .txt"]),
     "show-missing-folder": (["--index", "0", "--show", "/no/such/dir/p.png"], ["folder /no/such/dir does not exist"]),
-    "bad-invert": (["IMAGE", "--invert", "maybe"], ["--invert must be auto, yes or no"]),
+    "bad-invert": (["IMAGE", "--invert", "maybe"], ["--invert must be one of auto, yes, no", "'maybe'"]),
 }
 
 

@@ -1,5 +1,5 @@
 """`python -m softreg` runs the command line."""
 
-from softreg.cli import main
+from softreg._entry import main
 
 main()

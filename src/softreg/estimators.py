@@ -37,13 +37,13 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.func import functional_call
 
+from softreg._sklearn_compat import Interval, StrOptions, check_sample_weight, validate_params
 from softreg.data.base import Dataset, Split
 from softreg.data.sources import InMemorySource
 from softreg.models import scores_to_log_proba
@@ -163,7 +163,7 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         early_stopping, the validation cost) has not improved by more than ``tol`` for
         ``n_iter_no_change`` epochs. Returns self.
         """
-        self._validate_params()
+        validate_params(self)
         warm = self.warm_start and hasattr(self, "model_")
         X, y = validate_data(self, X, y, accept_sparse="csr", dtype=DTYPES, reset=not warm)
         check_classification_targets(y)
@@ -219,7 +219,7 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
 
         Only with optimizer 'sgd' or 'adam'. Returns self.
         """
-        self._validate_params()
+        validate_params(self)
         first = not hasattr(self, "model_")
         if first and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit, "
@@ -316,7 +316,7 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         """Per-row weights (n,): sample_weight times the class weight of each row's label, or None."""
         w = None
         if sample_weight is not None:
-            w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            w = check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if self.class_weight is not None:
             if partial and self.class_weight == "balanced":
                 raise ValueError(

@@ -2,19 +2,106 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import difflib
+from pathlib import Path
+from typing import Optional, Sequence
 
 import typer
+
+from softreg.errors import UserInputError
 
 
 
 app = typer.Typer(
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; costs no start-up time (measured)
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     help="Softmax regression, logistic regression and MLP classifiers: train, evaluate, predict.",
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from softreg._version import version
+
+        typer.echo(f"softreg {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print softreg's version and exit"),
+) -> None:
+    pass
+
+
+# The names each option accepts, written out here so that `--help` needs no torch; a test holds
+# them equal to the library's own lists (softreg.config, softreg.models, softreg.data).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "model": ("softmax", "logistic", "mlp"),
+    "optimizer": ("sgd", "adam", "lbfgs"),
+    "activation": ("sigmoid", "tanh", "relu"),
+    "schedule": ("constant", "cosine"),
+    "init": ("default", "zeros"),
+    "preprocess": ("auto", "none", "pixels", "standardize"),
+    "recipe": ("default", "default-mlp", "lesson", "lesson-table"),
+    "invert": ("auto", "yes", "no"),
+    "impute": ("none", "mean", "median", "zero"),
+    "data": ("digits", "mnist", "fashion-mnist", "kmnist", "toy", "toy-binary", "xor"),
+}
+# other spellings of dataset names (softreg.data.catalog.DatasetInfo.aliases)
+DATA_ALIASES: dict[str, str] = {
+    "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
+    "k-mnist": "kmnist", "kuzushiji-mnist": "kmnist",
+}
+
+
+def metavar(option: str) -> str:
+    """How ``--help`` shows the names an option accepts, e.g. ``[sgd|adam|lbfgs]``."""
+    return "[" + "|".join(CHOICES[option]) + "]"
+
+
+def pick(value: Optional[str], option: str, choices: Optional[Sequence[str]] = None) -> Optional[str]:
+    """``value`` as one of the names ``--option`` accepts, whatever its case; None stays None.
+
+    ``choices`` defaults to ``CHOICES[option]``. An unknown name raises UserInputError naming
+    the option, the value, the closest known name and the full list.
+    """
+    if value is None:
+        return None
+    names = tuple(choices if choices is not None else CHOICES[option])
+    key = value.strip().lower()
+    for name in names:
+        if name.lower() == key:
+            return name
+    close = difflib.get_close_matches(key, [n.lower() for n in names], n=1, cutoff=0.5)
+    hint = f"Did you mean {names[[n.lower() for n in names].index(close[0])]!r}? " if close else ""
+    raise UserInputError(f"--{option} must be one of {', '.join(names)}; got {value!r}. {hint}"
+                         f"Example: --{option} {names[0]}.")
+
+
+def data_spec(value: str) -> str:
+    """``--data``: a dataset name in any case (or another spelling) becomes its name; a path stays as given.
+
+    A bare word that is neither a known name nor an existing file or folder raises
+    UserInputError with the closest known name.
+    """
+    key = value.strip().lower()
+    if key in CHOICES["data"]:
+        return key
+    if key in DATA_ALIASES:
+        return DATA_ALIASES[key]
+    path = Path(value)
+    if path.exists() or path.suffix or len(path.parts) > 1:
+        return value
+    close = difflib.get_close_matches(key, CHOICES["data"] + tuple(DATA_ALIASES), n=1, cutoff=0.5)
+    hint = f"Did you mean {DATA_ALIASES.get(close[0], close[0])!r}? " if close else ""
+    raise UserInputError(
+        f"--data {value!r} is neither a known dataset ({', '.join(CHOICES['data'])}) nor an existing "
+        f"file or folder. {hint}Give one of those names or the path of a table or IDX folder."
+    )
 
 DATA_HELP = ("digits (bundled, default), mnist, fashion-mnist, kmnist, toy, toy-binary, xor, "
              "a folder of IDX files, or a .csv / .parquet table")

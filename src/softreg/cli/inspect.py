@@ -7,16 +7,18 @@ from typing import Optional
 
 import typer
 
-from softreg.cli.app import app, echo, load_run_data, print_metrics
+from softreg.cli.app import app, data_spec, echo, load_run_data, print_metrics
 
 
 @app.command()
 def evaluate(
     run_dir: Path = typer.Argument(..., help="a run folder written by `softreg train`"),
-    data: Optional[str] = typer.Option(None, "--data", help="score on this data instead of the run's own"),
+    data: Optional[str] = typer.Option(None, "--data", metavar="[NAME|PATH]",
+                                       help="score on this data instead of the run's own"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder"),
     top_k: int = typer.Option(5, "--top-k", help="k of the top-k accuracy (capped at the number of classes)"),
-    device: str = typer.Option("auto", "--device", help="where to score: auto, cpu, cuda or cuda:N"),
+    device: str = typer.Option("auto", "--device", metavar="[auto|cpu|cuda|cuda:N]",
+                              help="where to score"),
     save: bool = typer.Option(True, "--save/--no-save", help="write RUN/evaluation.json"),
 ) -> None:
     """Score a saved run: accuracy, log loss, top-k, per-class precision / recall / F1, confusion matrix."""
@@ -25,6 +27,7 @@ def evaluate(
     from softreg.training.device import resolve_device
 
     check_top_k(top_k)
+    data = data_spec(data) if data is not None else None
     run = load_run(run_dir, device=str(resolve_device(device)))
     dataset = load_run_data(run, data, data_dir)
     classes = run.data["classes"]
@@ -47,10 +50,12 @@ def evaluate(
 def report(
     run_dir: Path = typer.Argument(..., help="a run folder written by `softreg train`"),
     out: Optional[Path] = typer.Option(None, "--out", help="folder for the pictures and index.html (default RUN/report)"),
-    data: Optional[str] = typer.Option(None, "--data", help="draw predictions on this data instead of the run's own"),
+    data: Optional[str] = typer.Option(None, "--data", metavar="[NAME|PATH]",
+                                       help="draw predictions on this data instead of the run's own"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder"),
     top_k: int = typer.Option(5, "--top-k", help="k of the top-k accuracy (capped at the number of classes)"),
-    device: str = typer.Option("auto", "--device", help="where to score: auto, cpu, cuda or cuda:N"),
+    device: str = typer.Option("auto", "--device", metavar="[auto|cpu|cuda|cuda:N]",
+                              help="where to score"),
 ) -> None:
     """Draw a run's pictures (curves, weights, confusion matrix, predictions) into PNG files and one HTML page."""
     from softreg.evaluate import check_top_k
@@ -59,6 +64,7 @@ def report(
     from softreg.training.device import resolve_device
 
     check_top_k(top_k)
+    data = data_spec(data) if data is not None else None
     run = load_run(run_dir, device=str(resolve_device(device)))
     folder = prepare_folder(out if out is not None else Path(run_dir) / "report")
     dataset = load_run_data(run, data, data_dir)

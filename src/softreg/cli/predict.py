@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from softreg.cli.app import app, echo
+from softreg.cli.app import app, echo, metavar, pick
 from softreg.errors import UserInputError
 
 
@@ -31,7 +31,7 @@ def predict(
     index: Optional[int] = typer.Option(None, "--index", help="predict test sample N"),
     random_sample: bool = typer.Option(False, "--random", help="predict a random test sample"),
     features: Optional[str] = typer.Option(None, "--features", help="comma-separated feature values (tables)"),
-    invert: str = typer.Option("auto", "--invert", help="invert image colours: auto, yes or no"),
+    invert: str = typer.Option("auto", "--invert", metavar=metavar("invert"), help="invert image colours (default: auto)"),
     fit: str = typer.Option("auto", "--fit", help="auto, dataset (crop the ink, scale and centre it as the "
                             "training images are) or resize (squeeze the whole picture); auto takes a "
                             "picture already at the model's size as it is"),
@@ -53,8 +53,7 @@ def predict(
     chosen = sum([image is not None, index is not None, random_sample, features is not None])
     if chosen != 1:
         raise UserInputError("give exactly one input: an IMAGE path, --index N, --random, or --features.")
-    if image is not None and invert not in ("auto", "yes", "no"):
-        raise UserInputError(f"--invert must be auto, yes or no; got {invert!r}.")
+    invert = pick(invert, "invert")
     predictor = Predictor.from_run(run_dir, data_dir=data_dir)
     true_label = None
     if image is not None:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from softreg.cli.app import DATA_HELP, app, echo, note, print_metrics
+from softreg.cli.app import DATA_HELP, app, data_spec, echo, metavar, note, pick, print_metrics
 from softreg.errors import UserInputError
 
 
@@ -29,17 +29,17 @@ def _parse_hidden(text: Optional[str]) -> Optional[list[int]]:
 @app.command()
 def train(
     data: str = typer.Option("digits", "--data", help=DATA_HELP),
-    model: Optional[str] = typer.Option(None, "--model", help="softmax (default), logistic or mlp"),
+    model: Optional[str] = typer.Option(None, "--model", metavar=metavar("model"), help="the classifier (default: softmax)"),
     hidden: Optional[str] = typer.Option(None, "--hidden", help="MLP hidden layer sizes, e.g. 100,100"),
-    activation: Optional[str] = typer.Option(None, "--activation", help="MLP activation: sigmoid, tanh or relu"),
+    activation: Optional[str] = typer.Option(None, "--activation", metavar=metavar("activation"), help="MLP activation (default: relu)"),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="passes over the training set"),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="samples per update; 0 = whole set"),
     lr: Optional[float] = typer.Option(None, "--lr", help="learning rate"),
-    optimizer: Optional[str] = typer.Option(None, "--optimizer", help="sgd, adam or lbfgs"),
+    optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar=metavar("optimizer"), help="update rule (default: sgd; adam for --model mlp)"),
     momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum in [0, 1)"),
     l2: Optional[float] = typer.Option(None, "--l2", help="L2 penalty on the weights"),
     l1: Optional[float] = typer.Option(None, "--l1", help="L1 penalty on the weights (sparse models)"),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="learning rate: constant or cosine"),
+    schedule: Optional[str] = typer.Option(None, "--schedule", metavar=metavar("schedule"), help="learning rate over the run (default: constant; cosine for --model mlp)"),
     average: Optional[float] = typer.Option(
         None, "--average", help="average the weights over this final share of the updates (0 = off)"),
     validation_fraction: Optional[float] = typer.Option(
@@ -48,19 +48,19 @@ def train(
         None, "--early-stopping/--no-early-stopping", help="stop when the validation cost stops improving"),
     patience: Optional[int] = typer.Option(None, "--patience", help="epochs without improvement before stopping"),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads; 0 = chosen automatically"),
-    init: Optional[str] = typer.Option(None, "--init", help="weight init: default or zeros"),
+    init: Optional[str] = typer.Option(None, "--init", metavar=metavar("init"), help="initial weights (default: default, PyTorch's)"),
     no_bias: bool = typer.Option(False, "--no-bias", help="drop every bias term"),
     shuffle: Optional[bool] = typer.Option(None, "--shuffle/--no-shuffle", help="reshuffle every epoch"),
     drop_last: Optional[bool] = typer.Option(None, "--drop-last/--keep-last", help="skip the last, smaller batch"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (Python, NumPy, torch)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N"),
-    recipe: Optional[str] = typer.Option(None, "--recipe", help="named defaults: default, lesson, lesson-table"),
-    preprocess: Optional[str] = typer.Option(None, "--preprocess", help="auto, none, pixels or standardize"),
+    recipe: Optional[str] = typer.Option(None, "--recipe", metavar=metavar("recipe"), help="named defaults (default: default; default-mlp for --model mlp; lesson-table for toy, toy-binary, xor)"),
+    preprocess: Optional[str] = typer.Option(None, "--preprocess", metavar=metavar("preprocess"), help="feature scaling (default: standardize; pixels with --recipe lesson)"),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="print the cost every N epochs"),
     label: Optional[str] = typer.Option(None, "--label", help="label column of a table (default: label, target, class, y, else the last)"),
     test: Optional[str] = typer.Option(None, "--test", help="a separate test set: a table, a folder of shards or of IDX files"),
     stream: bool = typer.Option(False, "--stream", help="read the training data from disk in bounded memory"),
-    impute: Optional[str] = typer.Option(None, "--impute", help="missing table values: none (an error), mean, median or zero"),
+    impute: Optional[str] = typer.Option(None, "--impute", metavar=metavar("impute"), help="missing table values (default: none, an error)"),
     drop: Optional[str] = typer.Option(None, "--drop", help="table columns to leave out, comma-separated"),
     columns: Optional[str] = typer.Option(None, "--columns", help="the only table columns to use as features, comma-separated"),
     header: Optional[bool] = typer.Option(None, "--header/--no-header", help="CSV: the first row is (not) a header; default: detected"),
@@ -86,6 +86,11 @@ def train(
         out = resume_training(resume, echo=echo, note=note, progress=progress)
         _finish(out)
         return
+    data = data_spec(data)
+    model, activation, optimizer, schedule = (pick(model, "model"), pick(activation, "activation"),
+                                              pick(optimizer, "optimizer"), pick(schedule, "schedule"))
+    init, recipe, preprocess = pick(init, "init"), pick(recipe, "recipe"), pick(preprocess, "preprocess")
+    impute = pick(impute, "impute")
     mlp = (model or ("mlp" if recipe == "default-mlp" else None)) == "mlp"
     if not mlp and (hidden is not None or activation is not None):
         raise UserInputError(f"--{'hidden' if hidden is not None else 'activation'} shapes an MLP's hidden layers; "
