@@ -70,9 +70,17 @@ def train(
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="save a resumable checkpoint every N epochs"),
     checkpoint_seconds: Optional[float] = typer.Option(None, "--checkpoint-seconds", help="also save one every S seconds within long epochs"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run in this folder (its --out); no other option needed"),
+    nproc: Optional[int] = typer.Option(None, "--nproc", help="train data-parallel in N processes on this machine "
+                                        "(torch.distributed; see also torchrun)"),
 ) -> None:
     """Train a classifier and save it as a run folder."""
     options = dict(locals())
+    if nproc is not None:
+        from softreg.training.distributed import launch, launched
+
+        if not launched():
+            raise typer.Exit(launch(nproc, ["train", *_without_nproc(cli_argv())]))
+    del options["nproc"]
     from softreg.training.config import Runtime, make_config
     from softreg.training.job import DataArgs, default_out, resume_training, run_training
 
@@ -113,6 +121,28 @@ def train(
     _finish(out)
 
 
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The train command's own arguments, minus --nproc N (the launched processes run one each)."""
+    args = list(argv)
+    if args and args[0] == "train":
+        args = args[1:]
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+def cli_argv() -> list[str]:
+    from softreg import cli
+
+    return list(cli.ARGV)
+
+
 def _names(text: Optional[str]) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()] if text else []
 
@@ -120,6 +150,10 @@ def _names(text: Optional[str]) -> list[str]:
 def _finish(out: Path) -> None:
     import json
 
+    from softreg.training.distributed import is_main
+
+    if not is_main():  # rank 0 wrote the run and reports it
+        return
     metrics = json.loads((out / "metrics.json").read_text())
     print_metrics(metrics)
     echo(f"saved run to {out}")

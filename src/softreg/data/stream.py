@@ -56,28 +56,31 @@ class StreamData:
         return self
 
 
-def open_stream(args, config, progress=False) -> StreamData:
-    """The streamed dataset that the command line's data arguments (a DataArgs) name."""
+def open_stream(args, config, progress=False, comm=None) -> StreamData:
+    """The streamed dataset that the command line's data arguments (a DataArgs) name; with several
+    processes (``comm``), each fits the preprocessing on its share of the pieces and the
+    statistics are merged."""
     from softreg.data import BUILTIN
     from softreg.data.tables import is_table
 
     kind = config.data.preprocess
     if is_table(Path(args.spec)):
         return open_table_stream(args.spec, preprocess=kind, label=args.label, test=args.test, drop=args.drop,
-                                 columns=args.columns, header=args.header, sep=args.sep, impute=config.data.impute)
+                                 columns=args.columns, header=args.header, sep=args.sep, impute=config.data.impute,
+                                 comm=comm)
     if args.spec in BUILTIN:
         raise UserInputError(f"--stream reads tables and IDX files from disk; {args.spec} is built in. "
                              "Leave out --stream.")
     if args.test or args.drop or args.columns or args.header is not None or args.sep:
         raise UserInputError(f"--test, --drop, --columns, --header and --sep with --stream apply to tables; "
                              f"{args.spec} is not one.")
-    return open_idx_stream(args.spec, preprocess=kind, data_dir=args.data_dir, progress=progress)
+    return open_idx_stream(args.spec, preprocess=kind, data_dir=args.data_dir, progress=progress, comm=comm)
 
 
 def open_table_stream(path: str | Path, *, preprocess: str, label: str | None = None, test: str | None = None,
                       drop: list[str] | None = None, columns: list[str] | None = None, header: bool | None = None,
                       sep: str | None = None, impute: str = "none", test_fraction: float = 0.2,
-                      seed: int = 0) -> StreamData:
+                      seed: int = 0, comm=None) -> StreamData:
     """Stream a table; ``preprocess`` is none or standardize (auto means standardize)."""
     path = Path(path)
     where = str(path)
@@ -93,7 +96,7 @@ def open_table_stream(path: str | Path, *, preprocess: str, label: str | None = 
     kind = "standardize" if preprocess in ("auto", "standardize") else preprocess
     if kind not in ("none", "standardize"):
         raise UserInputError(f"--preprocess {preprocess} needs image data; use standardize or none for tables.")
-    moments = _fit_pass(reader, schema, pieces, ~held, where)
+    moments = _fit_pass(reader, schema, pieces, ~held, where, comm)
     pre = _table_preprocess(schema, moments, kind, int((~held).sum()))
     codes_t = torch.from_numpy(codes)
     train = _table_source(reader, schema, pieces, codes_t, ~held, where)
@@ -152,9 +155,11 @@ def _numeric_block(batch, numeric, where: str, first_row: int) -> np.ndarray:
                             for c in numeric])
 
 
-def _fit_pass(reader: TableReader, schema: TableSchema, pieces, train_mask: np.ndarray, where: str) -> Moments:
+def _fit_pass(reader: TableReader, schema: TableSchema, pieces, train_mask: np.ndarray, where: str,
+              comm=None) -> Moments:
     """One pass over the training rows: categories, imputation values and the numeric columns'
-    moments (missing values left out). Sets them on ``schema``; returns the moments."""
+    moments (missing values left out). Sets them on ``schema``; returns the moments. With several
+    processes each reads every world-th piece and the results are merged."""
     import pyarrow.compute as pc
 
     from softreg.data.columns import _as_text
@@ -169,7 +174,9 @@ def _fit_pass(reader: TableReader, schema: TableSchema, pieces, train_mask: np.n
     rng = np.random.default_rng(0)
     names = [c.name for c in schema.columns]
     checked = False
-    for frag, start, _ in pieces:
+    world = 1 if comm is None else comm.world
+    mine_pieces = pieces if world == 1 else pieces[comm.rank :: world]
+    for frag, start, _ in mine_pieces:
         row = start
         for batch in reader.read_fragment(frag, names):
             n = batch.num_rows
@@ -193,6 +200,17 @@ def _fit_pass(reader: TableReader, schema: TableSchema, pieces, train_mask: np.n
                     raise UserInputError(f"{where}: text column {c.name!r} has over {MAX_CATEGORIES} distinct "
                                          f"values, too many to one-hot encode; leave it out with --drop {c.name}.")
             row += n
+    if world > 1:
+        moments = comm.merge_moments(moments)
+        shared = comm.gather(({k: sorted(v) for k, v in seen.items()}, first_missing,
+                              np.concatenate(reservoir) if reservoir else None))
+        seen = {c.name: set().union(*(part[0][c.name] for part in shared)) for c in text}
+        first_missing = {}
+        for _, missing, _ in shared:
+            for name, row in missing.items():
+                first_missing[name] = min(row, first_missing.get(name, row))
+        samples = [part[2] for part in shared if part[2] is not None]
+        reservoir = [np.concatenate(samples)] if samples else []
     n_train = int(train_mask.sum())
     for c in text:
         if n_train >= ID_ROWS and len(seen[c.name]) == n_train:
@@ -280,7 +298,7 @@ def _table_source(reader: TableReader, schema: TableSchema, pieces, codes: torch
 
 
 def open_idx_stream(spec: str, *, preprocess: str, data_dir: str | None = None, download: bool = True,
-                    progress=False) -> StreamData:
+                    progress=False, comm=None) -> StreamData:
     """Stream a named IDX dataset or an IDX folder; raw files are read in shuffled pieces, gzip
     files in order (the shuffle buffer alone mixes them)."""
     from softreg.data.catalog import find_idx_files, idx_location
@@ -308,9 +326,11 @@ def open_idx_stream(spec: str, *, preprocess: str, data_dir: str | None = None, 
     kind = ("pixels" if pixel_max else "standardize") if preprocess == "auto" else preprocess
     if kind == "standardize":
         moments = Moments(images.row_items)
-        for chunk in images.chunks(IDX_PIECE_ROWS):
-            moments.update(torch.from_numpy(chunk))
-        pre = Preprocess.from_moments(moments)
+        world = 1 if comm is None else comm.world
+        for k, chunk in enumerate(images.chunks(IDX_PIECE_ROWS)):
+            if k % world == (0 if comm is None else comm.rank):  # this process's share of the rows
+                moments.update(torch.from_numpy(chunk))
+        pre = Preprocess.from_moments(moments, merge=comm.merge_moments if world > 1 else None)
     else:
         pre = Preprocess.fit_chunks(kind, [], images.row_items, pixel_max)
     train = _idx_source(images, labels)

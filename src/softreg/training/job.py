@@ -11,6 +11,7 @@ from typing import Callable
 
 from softreg.errors import UserInputError
 from softreg.training.config import Runtime, TrainConfig
+from softreg.training.device import resolve_device
 
 Echo = Callable[[str], None]
 
@@ -58,19 +59,49 @@ def check_threads(threads: int, echo: Echo) -> None:
 
 
 def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Path, *, echo: Echo,
-                 note: Echo, progress: bool = False, resume: tuple[dict, dict] | None = None) -> Path:
-    """Train and save a run folder at ``out``; returns it."""
+                 note: Echo, progress: bool = False, resume: tuple[dict, dict] | None = None, comm=None) -> Path:
+    """Train and save a run folder at ``out``; returns it.
+
+    Under torchrun every process runs this; rank 0 alone prints, checkpoints and writes ``out``.
+    """
+    from softreg.training.distributed import setup
+
+    runtime.validate()
+    if comm is None:
+        comm, _ = setup(runtime.device)
+    try:
+        return _run(args, config, runtime, out, comm, echo=echo, note=note, progress=progress, resume=resume)
+    finally:
+        if comm.world > 1:
+            comm.close()
+
+
+def _quiet(text: str = "") -> None:
+    """What processes other than rank 0 print: nothing."""
+
+
+def _run(args, config, runtime, out, comm, *, echo, note, progress, resume) -> Path:
     from softreg.runs import check_writable, save_result
     from softreg.training.callbacks import Checkpointer, EpochLog, ProgressBar
-    from softreg.training.device import resolve_device
     from softreg.training.plan import describe, make_plan
     from softreg.training.trainer import preprocess_kind, train
 
-    runtime.validate()
-    check_threads(runtime.threads, note)
-    device = resolve_device(runtime.device)
-    check_writable(out)
-    dataset = load_data(args, config, progress)
+    main = comm.rank == 0
+    if not main:
+        echo = note = _quiet
+        progress = False
+    error = None
+    try:
+        if main:
+            check_threads(runtime.threads, note)
+            check_writable(out)
+        dataset = load_data(args, config, progress, comm)
+    except UserInputError as exc:  # found by one process: every process must hear of it
+        if comm.world == 1:
+            raise
+        error = str(exc)
+    if comm.world > 1:
+        comm.check(error)
     for line in dataset.notes:
         note(line)
     n_test = len(dataset.test) if dataset.test is not None else 0
@@ -78,28 +109,31 @@ def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Pat
          f"{dataset.n_features} features, {dataset.n_classes} classes")
     n_fit = len(dataset.train) - (round(len(dataset.train) * config.stop.validation_fraction)
                                   if config.stop.validation_fraction else 0)
+    device = comm.device if comm.world > 1 else resolve_device(runtime.device)
     plan = make_plan(config, n_fit, dataset.n_features, runtime, device.type)
-    for line in describe(config, plan, preprocess_kind(dataset, config), str(device)):
+    for line in describe(config, plan, preprocess_kind(dataset, config), str(device), comm.world):
         echo(line)
     bar = ProgressBar() if progress else None
     say = bar.print if bar is not None else echo
     callbacks = [EpochLog(say, plan.epochs, runtime.log_every)]
     if bar is not None:
         callbacks.append(bar)
-    if runtime.checkpoint_every or runtime.checkpoint_seconds:
+    if main and (runtime.checkpoint_every or runtime.checkpoint_seconds):
         info = {"config": config.to_dict(), "data": args.to_dict(), "runtime": asdict(runtime)}
         callbacks.append(Checkpointer(out, info, runtime.checkpoint_every, runtime.checkpoint_seconds))
     try:
-        result = train(dataset, config, runtime=runtime, callbacks=callbacks, resume=resume)
+        result = train(dataset, config, runtime=runtime, callbacks=callbacks, resume=resume, comm=comm)
     finally:
         if bar is not None:
             bar.close()
-    save_result(out, result, dataset, args.spec, args.label, args.to_dict())
+    if main:
+        save_result(out, result, dataset, args.spec, args.label, args.to_dict())
     return out
 
 
-def load_data(args: DataArgs, config: TrainConfig, progress: bool = False):
-    """The in-memory dataset the arguments name (table options apply to tables only)."""
+def load_data(args: DataArgs, config: TrainConfig, progress: bool = False, comm=None):
+    """The dataset the arguments name: in memory, or streamed from disk with --stream (table
+    options apply to tables only)."""
     from softreg.data import load_dataset
     from softreg.data.tables import is_table
 
@@ -107,7 +141,7 @@ def load_data(args: DataArgs, config: TrainConfig, progress: bool = False):
     if args.stream:
         from softreg.data.stream import open_stream
 
-        return open_stream(args, config, progress)
+        return open_stream(args, config, progress, comm)
     if not table:
         for option, value in (("--drop", args.drop), ("--columns", args.columns), ("--header/--no-header", args.header),
                               ("--sep", args.sep), ("--impute", config.data.impute != "none" or None)):
@@ -139,10 +173,24 @@ def with_test_set(dataset, test: str, data_dir: str | None):
 
 
 def resume_training(run_dir: Path, *, echo: Echo, note: Echo, progress: bool = False) -> Path:
-    """Continue the interrupted run in ``run_dir`` from its checkpoint, with its own settings."""
+    """Continue the interrupted run in ``run_dir`` from its checkpoint, with its own settings and
+    any number of processes (rank 0 reads the checkpoint and hands it to the others)."""
+    from softreg.training.distributed import launched, setup
     from softreg.training.state import read_checkpoint
 
-    tensors, doc = read_checkpoint(run_dir)
+    comm = None
+    if launched():  # join first: rank 0 alone may see the run folder
+        comm, _ = setup("auto")
+        error, loaded = None, None
+        if comm.rank == 0:
+            try:
+                loaded = read_checkpoint(run_dir)
+            except UserInputError as exc:
+                error = str(exc)
+        comm.check(error)
+        tensors, doc = comm.broadcast(loaded)
+    else:
+        tensors, doc = read_checkpoint(run_dir)
     try:
         run = doc["run"]
         config = TrainConfig.from_dict(run["config"])
@@ -152,6 +200,7 @@ def resume_training(run_dir: Path, *, echo: Echo, note: Echo, progress: bool = F
     except (KeyError, TypeError) as exc:
         raise UserInputError(f"{run_dir}: the checkpoint does not describe its run ({exc}); "
                              "start the run again without --resume.") from None
-    echo(f"resuming {run_dir} at epoch {state['epoch'] + 1} (update {state['step']})")
+    if comm is None or comm.rank == 0:
+        echo(f"resuming {run_dir} at epoch {state['epoch'] + 1} (update {state['step']})")
     return run_training(args, config, runtime, run_dir, echo=echo, note=note, progress=progress,
-                        resume=(tensors, state))
+                        resume=(tensors, state), comm=comm)

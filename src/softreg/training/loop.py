@@ -92,14 +92,17 @@ def _reduced_gradients(model: Classifier, batch: Batch, comm: Comm, forward=None
     return cost, correct, grads
 
 
-def full_gradients(model: Classifier, source: BatchSource, comm: Comm, forward=None):
-    """Cost, correct count and gradients over every training row (all processes), in chunks."""
+def full_gradients(model: Classifier, source: BatchSource, comm: Comm):
+    """Cost, correct count and gradients over every training row (all processes), in chunks.
+
+    Each process sums its chunks' gradients, then one all-reduce adds the processes' sums (no
+    DistributedDataParallel here: processes may hold different numbers of chunks)."""
     total_cost, total_correct, total = None, None, None
     device = next(model.parameters()).device
     for chunk in source.chunks(SCORE_CHUNK, comm.rank, comm.world):
         chunk = _on(device, chunk)
         chunk.denom = source.n_rows
-        cost, correct, grads = model.gradients(chunk.X, chunk.y, chunk.w, chunk.denom, forward=forward)
+        cost, correct, grads = model.gradients(chunk.X, chunk.y, chunk.w, chunk.denom)
         if total is None:
             total_cost, total_correct, total = cost, correct, [g.clone() for g in grads]
         else:
@@ -132,7 +135,7 @@ def run_epoch(state: TrainState, source: BatchSource, comm: Comm = SINGLE,
     callbacks = list(callbacks)
     if isinstance(state.updater, LBFGS):
         if state.in_epoch == 0:  # one full-batch step per epoch (unless a resume already did it)
-            cost, correct = state.updater.epoch(lambda: full_gradients(model, source, comm, _forward(state)))
+            cost, correct = state.updater.epoch(lambda: full_gradients(model, source, comm))
             state.step += 1
             state.epoch_cost += cost
             state.epoch_correct += correct

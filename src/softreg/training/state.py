@@ -115,6 +115,7 @@ class TrainState:
         self.history = History()
         self.elapsed = 0.0  # seconds in the training loop alone
         self.finished = False  # averaging / best weights applied
+        self.forward = None  # a DistributedDataParallel wrapper of an MLP (several processes), else None
 
     # -- checkpoints -----------------------------------------------------------------------
 

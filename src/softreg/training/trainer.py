@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from softreg.data.base import Dataset, Split
-from softreg.data.sources import InMemorySource
+from softreg.data.sources import InMemorySource, share
 from softreg.errors import UserInputError
-from softreg.models import Classifier, ModelConfig, Preprocess, build_model
+from softreg.models import MLP, Classifier, ModelConfig, Preprocess, build_model
+from softreg.preprocess import chunks_of
 from softreg.training.config import LESSON_TABLES, Runtime, TrainConfig, make_config
 from softreg.training.device import resolve_device
 from softreg.training.loop import SINGLE, Callback, Comm, evaluate_source, fit
@@ -56,16 +57,22 @@ def model_config_for(data: Dataset, config: TrainConfig) -> ModelConfig:
                        hidden=list(m.hidden), activation=m.activation, bias=m.bias, init=m.init)
 
 
-def build_classifier(data: Dataset, config: TrainConfig, fit_preprocess: bool = True) -> Classifier:
+def build_classifier(data: Dataset, config: TrainConfig, fit_preprocess: bool = True,
+                     comm: Comm = SINGLE) -> Classifier:
     """Fit the preprocessing on the training split (in chunks) and create the network, drawing its
     initial weights from torch's random state. A streamed dataset brings its preprocessing,
-    fitted in its own pass over the data."""
+    fitted in its own pass over the data. With several processes each fits its share of the
+    rows and the statistics are merged, so all apply what one process would have fitted."""
     fitted = getattr(data, "preprocess", None)
     if fitted is not None:
         preprocess = copy.deepcopy(fitted)
     elif fit_preprocess:
         keep = data.schema.unscaled() if data.schema is not None else None
-        preprocess = Preprocess.fit(preprocess_kind(data, config), data.train.X, data.pixel_max, keep)
+        lo, hi = share(len(data.train), comm.rank, comm.world)
+        X = data.train.X[lo:hi]
+        merge = comm.merge_moments if comm.world > 1 else None
+        preprocess = Preprocess.fit_chunks(preprocess_kind(data, config), chunks_of(X), data.n_features,
+                                           data.pixel_max, keep, merge)
     else:
         preprocess = Preprocess(data.n_features, preprocess_kind(data, config))  # buffers come from a checkpoint
     net = build_model(model_config_for(data, config))
@@ -91,7 +98,8 @@ def split_validation(data: Dataset, fraction: float, seed: int) -> tuple[Dataset
 
 
 def new_state(data: Dataset, config: TrainConfig, runtime: Runtime, *, has_validation: bool,
-              device: torch.device, fit_preprocess: bool = True, model: Classifier | None = None) -> TrainState:
+              device: torch.device, fit_preprocess: bool = True, model: Classifier | None = None,
+              comm: Comm = SINGLE) -> TrainState:
     """Build the classifier (unless ``model`` continues an earlier fit) and the TrainState,
     without touching the caller's random state.
 
@@ -101,12 +109,15 @@ def new_state(data: Dataset, config: TrainConfig, runtime: Runtime, *, has_valid
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         if model is None:
-            model = build_classifier(data, config, fit_preprocess)
+            model = build_classifier(data, config, fit_preprocess, comm)
         generator = torch.Generator()
         generator.set_state(torch.get_rng_state())
     model.to(device=device, dtype=DTYPES[config.optim.dtype])
     plan = make_plan(config, len(data.train), data.n_features, runtime, device.type)
-    return TrainState(model, config, plan, generator, stopping_for(config, has_validation))
+    state = TrainState(model, config, plan, generator, stopping_for(config, has_validation))
+    if comm.world > 1 and isinstance(model.net, MLP):
+        state.forward = comm.wrap(model.net)  # DistributedDataParallel: gradients summed in backward
+    return state
 
 
 def train(
@@ -135,19 +146,24 @@ def train(
     if sample_weight is not None and config.stop.validation_fraction > 0:
         raise UserInputError("sample weights with a validation split are not supported by train(); "
                              "hold out the validation rows yourself.")
-    device = resolve_device(runtime.device)
+    device = comm.device if comm.world > 1 else resolve_device(runtime.device)
     data, validation = split_validation(data, config.stop.validation_fraction, config.seed)
     state = new_state(data, config, runtime, has_validation=validation is not None, device=device,
-                      fit_preprocess=resume is None)
+                      fit_preprocess=resume is None, comm=comm)
     if resume is not None:
         state.load_checkpoint(*resume)
     w = None if sample_weight is None else sample_weight.to(state.model.dtype)
-    source = InMemorySource(data.train.X, data.train.y, w, device=device)
-    val_source = None if validation is None else InMemorySource(validation.X, validation.y, device=device)
-    fit(state, source, validation=val_source, callbacks=callbacks, comm=comm)
-    metrics = final_metrics(state, {"train": source, "val": val_source,
-                                    "test": None if data.test is None else
-                                    InMemorySource(data.test.X, data.test.y, device=device)}, comm)
+
+    def source(split: Split | None, weights=None) -> InMemorySource | None:
+        # each process keeps its contiguous share of the rows (all of them when alone)
+        if split is None:
+            return None
+        return InMemorySource(split.X, split.y, weights, rank=comm.rank, world=comm.world, device=device)
+
+    train_source = source(data.train, w)
+    val_source = source(validation)
+    fit(state, train_source, validation=val_source, callbacks=callbacks, comm=comm)
+    metrics = final_metrics(state, {"train": train_source, "val": val_source, "test": source(data.test)}, comm)
     return TrainResult(state.model, state.history, metrics, config, state.plan, state)
 
 
@@ -170,8 +186,8 @@ def _train_stream(data, config: TrainConfig, runtime: Runtime, callbacks, resume
     if config.stop.validation_fraction > 0:
         raise UserInputError("--validation-fraction is not available with --stream; give a separate --test table "
                              "and leave it out.")
-    device = resolve_device(runtime.device)
-    state = new_state(data, config, runtime, has_validation=False, device=device)
+    device = comm.device if comm.world > 1 else resolve_device(runtime.device)
+    state = new_state(data, config, runtime, has_validation=False, device=device, comm=comm)
     if resume is not None:
         state.load_checkpoint(*resume)
     fit(state, data.train, callbacks=callbacks, comm=comm)
