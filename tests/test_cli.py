@@ -437,10 +437,12 @@ def test_evaluate_on_a_subset_of_the_classes_keeps_class_names(run_cli, tmp_path
 def test_retraining_replaces_the_run_atomically(run_cli, tmp_path):
     out = tmp_path / "run"
     assert _train(run_cli, out, "--data", "toy", "--epochs", "3")[0] == 0
-    (out / "stale.txt").write_text("from the first run")
+    (out / "notes.txt").write_text("the user's, not softreg's")
+    (out / "evaluation.json").write_text("{}")  # softreg's, describing the old model
     code, _, err = _train(run_cli, out, "--data", "toy", "--epochs", "7")
     assert code == 0, err
-    assert not (out / "stale.txt").exists()
+    assert (out / "notes.txt").read_text() == "the user's, not softreg's"
+    assert not (out / "evaluation.json").exists()
     assert len(_history(out)) == 7 and _metrics(out)["epochs"] == 7
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no .run.* temporaries
 
@@ -617,10 +619,14 @@ DAMAGED_RUNS = {
     "truncated-weights": (_truncate_weights, ["model.safetensors is damaged", "train the run again"]),
     "empty-weights": (_empty_weights, ["model.safetensors is damaged"]),
     "bad-feature-count": (_edit_config(lambda d: d["model"].update(n_features="many")), ["config.json is damaged"]),
-    "weights-do-not-match": (_edit_config(lambda d: d["model"].update(n_features=5)),
-                             ["weights do not match config.json", "size mismatch"]),
+    "features-do-not-match-image": (_edit_config(lambda d: d["model"].update(n_features=5)),
+                                    ["config.json is damaged", "data.image_shape", "model.n_features = 5"]),
+    "weights-do-not-match": (_edit_config(lambda d: (d["model"].update(n_features=5),
+                                                     d["data"].update(image_shape=[5]))),
+                             ["weights do not match config.json", "size mismatch", "model.n_features = 5"]),
     "no-classes": (_edit_config(lambda d: d["data"].pop("classes")), ["config.json is damaged", "classes"]),
-    "unknown-preprocess": (_edit_config(lambda d: d.update(preprocess="weird")), ["unknown preprocessing 'weird'"]),
+    "unknown-preprocess": (_edit_config(lambda d: d.update(preprocess="weird")),
+                           ["config.json is damaged", "preprocess must be one of", "weird"]),
     "unknown-setting": (_edit_config(lambda d: d["train"].update(speed=3)), ["unknown training setting", "speed"]),
 }
 

@@ -1,28 +1,40 @@
 """A run directory on disk: config.json, model.safetensors, metrics.json, history.csv.
 
-A run is written into a temporary sibling folder and renamed into place at the
-end, so an interrupted or failed save never leaves a half-written run behind.
+Saving goes through :func:`softreg.io.commit_folder`: the new run is written beside the
+old one and swapped in as one step, so a complete run, old or new, is at ``--out`` at
+every instant; files the user put in the folder are kept. Loading validates every file
+against :mod:`softreg.schema` (weights by their header only) before a model is built.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from softreg import __version__
+from softreg import __version__, io, limits, schema
 from softreg.errors import UserInputError
-from softreg.models import PREPROCESS, Classifier, ModelConfig, Preprocess, build_model
+from softreg.models import Classifier, ModelConfig, Preprocess, build_model
 from softreg.config import TrainConfig
 from softreg.data.base import Dataset
 from softreg.train import History, TrainResult, model_config_for
 
 FILES = ("config.json", "model.safetensors", "metrics.json", "history.csv")
+CHECKPOINT_FILES = frozenset({"state.safetensors", "state.json"})  # the trainer's checkpoint/ folder
+REPORT_FILES = frozenset({"index.html", "training_curves.png", "weights.png", "confusion_matrix.png",
+                          "predictions.png", "confident_mistakes.png"})  # `softreg report`'s default folder
+# What softreg writes in a run folder: replaced or removed when the run is saved again. Anything
+# else (the user's files, or these names holding something softreg would not write) is kept.
+OWNED: dict[str, frozenset[str] | None] = {
+    **{name: None for name in (*FILES, "evaluation.json")},
+    "checkpoint": CHECKPOINT_FILES,
+    "report": REPORT_FILES,
+}
 
 
 @dataclass
@@ -33,33 +45,62 @@ class LoadedRun:
     data: dict  # what was trained on: name, source, classes, image_shape, pixel_max, ...
     metrics: dict
     path: Path
+    history: list[dict] = field(default_factory=list)  # history.csv rows: numbers, None for empty cells
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` holds something softreg wrote: a softreg config.json, softreg weights,
+    or a training checkpoint. Only such folders are ever replaced."""
+    try:
+        doc = schema.read_json(path / "config.json") if (path / "config.json").is_file() else None
+    except UserInputError:
+        doc = None
+    if isinstance(doc, dict) and ("softreg_version" in doc or "format" in doc):
+        return True
+    if (path / "checkpoint" / "state.json").is_file():
+        return True
+    weights = path / "model.safetensors"
+    if weights.is_file() and not weights.is_symlink():
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="pt") as f:
+                return "softreg" in (f.metadata() or {})
+        except Exception:  # any damage: not recognisably ours
+            return False
+    return False
 
 
 def check_writable(out: str | Path) -> Path:
     """Fail before training, not after, when ``out`` cannot become a run directory."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
+    out = limits.check_path(out, "--out")
+    try:
+        st = os.lstat(out)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    except OSError as exc:
+        raise UserInputError(f"cannot write the run to {out} ({exc.strerror or exc}); choose another --out.") from None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise UserInputError(f"--out {out} is a symbolic link; give the real folder path for the run.")
+    if st is not None and not stat.S_ISDIR(st.st_mode):
         raise UserInputError(f"--out {out} is a file; give a folder path for the run.")
-    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").exists():
-        raise UserInputError(
-            f"--out {out} is a non-empty folder that is not a softreg run; choose a new folder."
-        )
+    if st is not None:
+        entries = [n for n in os.listdir(out) if not n.startswith(".softreg-probe.")]
+        if entries and not is_run_folder(out):
+            raise UserInputError(
+                f"--out {out} is a non-empty folder that is not a softreg run; choose a new folder."
+            )
+        io.check_replaceable(out, OWNED, what=f"--out {out}", fix="choose another --out")
     probe = out.absolute().parent
     while not probe.exists():
         probe = probe.parent
-    probe_writable(probe, f"the run to {out}")
+    io.probe_writable(probe, f"the run to {out}")
     return out
 
 
 def probe_writable(folder: Path, what: str) -> None:
-    """Create and remove a temporary folder in ``folder``: a real write, since permission
-    bits do not tell (root, read-only mounts, /proc)."""
-    try:
-        shutil.rmtree(tempfile.mkdtemp(prefix=".softreg-probe.", dir=folder))
-    except OSError as exc:
-        raise UserInputError(
-            f"cannot write {what}: {folder} is not writable ({exc.strerror or exc}); choose another --out."
-        ) from None
+    """Kept for callers of the earlier name; see :func:`softreg.io.probe_writable`."""
+    io.probe_writable(folder, what)
 
 
 def describe_data(dataset: Dataset, spec: str, label: str | None = None) -> dict:
@@ -94,59 +135,34 @@ def save_run(
     metrics: dict,
     history: History | None = None,
 ) -> Path:
-    """Write the run atomically; an existing run at ``out`` is replaced only once the new one is complete."""
+    """Write the run folder; an existing run at ``out`` is replaced only once the new one is
+    complete, keeping every file softreg did not write (see :mod:`softreg.io`)."""
     from safetensors.torch import save_file
 
     out = check_writable(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as exc:
-        raise UserInputError(f"cannot write the run to {out} ({exc.strerror}); choose another --out.") from None
-    try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"softreg": __version__})
-        config_doc = {
-            "softreg_version": __version__,
-            "model": model_config.to_dict(),
-            "preprocess": model.preprocess.kind,
-            "train": config.to_dict(),
-            "data": data_info,
-        }
-        _write_json(tmp / "config.json", config_doc)
-        _write_json(tmp / "metrics.json", metrics)
-        with open(tmp / "history.csv", "w", newline="") as f:
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    config_doc = {
+        "format": schema.FORMAT,
+        "softreg_version": __version__,
+        "model": model_config.to_dict(),
+        "preprocess": model.preprocess.kind,
+        "train": config.to_dict(),
+        "data": data_info,
+    }
+
+    def write(stage: Path) -> None:
+        save_file(state, str(stage / "model.safetensors"), metadata={"softreg": __version__})
+        _write_json(stage / "config.json", config_doc)
+        _write_json(stage / "metrics.json", metrics)
+        with open(stage / "history.csv", "w", newline="") as f:
             rows = history.rows if history is not None else []
             columns = list(rows[0]) if rows else ["epoch", "avg_cost"]
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
-        if out.exists():
-            _swap(tmp, out)
-        else:
-            os.replace(tmp, out)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):  # disk full, folder removed or made read-only meanwhile
-            raise UserInputError(
-                f"cannot write the run to {out} ({exc.strerror or exc}); free space or choose another --out."
-            ) from None
-        raise
+
+    io.commit_folder(out, write, owned=OWNED, what=f"the run to {out}", fix="free space or choose another --out")
     return out
-
-
-def _swap(new: Path, out: Path) -> None:
-    """Replace the run folder ``out`` by ``new``; on failure the old run is put back."""
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-    try:
-        os.replace(out, old / "run")
-        try:
-            os.replace(new, out)
-        except BaseException:
-            os.replace(old / "run", out)
-            raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_json(path: Path, doc: dict) -> None:
@@ -155,50 +171,59 @@ def _write_json(path: Path, doc: dict) -> None:
         f.write("\n")
 
 
+def expected_tensors(model_config: ModelConfig, preprocess_kind: str) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor a model of ``model_config`` holds, built on the meta
+    device: nothing is allocated, however large the config says the model is."""
+    import torch
+
+    with torch.device("meta"):
+        net = build_model(model_config)
+        model = Classifier(net, Preprocess(model_config.n_features, preprocess_kind), model_config.n_classes)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
 def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
-    """Rebuild the classifier (preprocessing included) saved by ``save_run``."""
+    """Rebuild the classifier (preprocessing included) saved by ``save_run``.
+
+    Every file is validated first (:mod:`softreg.schema`): config.json against its format,
+    the weights' header against the shapes config.json implies, metrics.json and
+    history.csv; only then is memory allocated and the model built.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = Path(path)
+    path = limits.check_path(path, "the run folder")
+    if not path.is_dir() and io.interrupted(path):  # a save cut between its two renames
+        with io.lock(path, what=str(path), fix="try again when it finishes"):
+            io.recover(path, OWNED)
     if not path.is_dir():
         raise UserInputError(f"{path}: no such run folder; pass the --out folder of a `softreg train`.")
     for name in ("config.json", "model.safetensors"):
         if not (path / name).is_file():
             raise UserInputError(f"{path}: {name} is missing; this is not a complete softreg run, train again.")
+    doc = schema.load_config(path / "config.json", __version__)
     try:
-        doc = json.loads((path / "config.json").read_text())
-        model_config = ModelConfig(**doc["model"])
         config = TrainConfig.from_dict(doc["train"])
-        data_info = doc["data"]
-        preprocess_kind = doc["preprocess"]
-        if preprocess_kind not in PREPROCESS or preprocess_kind == "auto":
-            raise ValueError(f"unknown preprocessing {preprocess_kind!r}")
-        classes = data_info["classes"]
-        if not isinstance(classes, list) or len(classes) != model_config.n_classes:
-            raise ValueError(f"data.classes does not list the model's {model_config.n_classes} classes")
-        if "spec" not in data_info:  # evaluate and predict find the data through it
-            raise KeyError("spec")
-        net = build_model(model_config)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        detail = f"no {exc} entry" if isinstance(exc, KeyError) else " ".join(str(exc).split())
-        raise UserInputError(f"{path}/config.json is damaged ({detail}); train the run again.") from None
+    except UserInputError as exc:
+        raise schema.damaged(path / "config.json", f"train: {exc}") from None
+    model_config = ModelConfig(**doc["model"])
+    weights = path / "model.safetensors"
+    header = schema.read_weights_header(weights)
+    schema.check_weights(weights, header, expected_tensors(model_config, doc["preprocess"]), doc["model"])
+    n_bytes = sum(4 * math.prod(shape) for _, shape in header.values())
+    limits.check_allocation(n_bytes, f"{path}'s model", "use a machine with more memory")
+    metrics = schema.load_metrics(path / "metrics.json")
+    history = schema.load_history(path / "history.csv")
+    net = build_model(model_config)
+    model = Classifier(net, Preprocess(model_config.n_features, doc["preprocess"]), model_config.n_classes)
     try:
-        state = load_file(str(path / "model.safetensors"))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserInputError(f"{path}/model.safetensors is damaged ({exc}); train the run again.") from None
-    model = Classifier(net, Preprocess(model_config.n_features, preprocess_kind), model_config.n_classes)
-    try:
+        state = load_file(str(weights))
         model.load_state_dict(state)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise schema.damaged(weights, str(exc)) from None
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())
         detail = detail if len(detail) <= 300 else detail[:297] + "..."
         raise UserInputError(f"{path}: weights do not match config.json ({detail}); train again.") from None
-    metrics = {}
-    if (path / "metrics.json").is_file():
-        try:
-            metrics = json.loads((path / "metrics.json").read_text())
-        except (OSError, ValueError):
-            metrics = {}
     model.eval()
-    return LoadedRun(model.to(device), config, model_config, data_info, metrics, path)
+    return LoadedRun(model.to(device), config, model_config, doc["data"], metrics, path, history)
