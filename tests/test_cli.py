@@ -564,7 +564,7 @@ def test_predict_truncated_png(run_cli, trained_idx_run, tmp_path):
 def test_predict_show_unwritable(run_cli, trained_idx_run):
     _, run = trained_idx_run
     code, _, err = run_cli("predict", run, "--index", "0", "--show", "/proc/softreg-show.png")
-    assert_user_error(code, err, "/proc/softreg-show.png", "cannot write there", "pick another path")
+    assert_user_error(code, err, "/proc/softreg-show.png", "cannot write", "pick another path")
 
 
 def test_predict_image_on_a_table_model_is_refused(run_cli, toy_run, tmp_path):

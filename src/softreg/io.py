@@ -192,12 +192,18 @@ def atomic_write(path: str | os.PathLike, data: Data, *, fix: str = "choose anot
         fd = os.open(tmp, flags, 0o666)
     except OSError as exc:
         raise UserInputError(f"cannot write {what}: {os_reason(exc)}; {fix}.") from None
-    done = False
+    done, writer_error = False, None
     try:
         try_flock(fd)  # marks the temporary as alive for clean_stale_temporaries
         with os.fdopen(os.dup(fd), "wb") as f:
             if callable(data):
-                data(_Sink(f))  # type: ignore[arg-type]
+                try:
+                    data(_Sink(f))  # type: ignore[arg-type]
+                except _WriteFailed:
+                    raise
+                except BaseException as exc:
+                    writer_error = exc  # the writer's own failure (a network error...): not ours to word
+                    raise
             else:
                 f.write(data.encode("utf-8") if isinstance(data, str) else data)
             f.flush()
@@ -210,6 +216,8 @@ def atomic_write(path: str | os.PathLike, data: Data, *, fix: str = "choose anot
     except _WriteFailed as exc:
         raise UserInputError(f"cannot write {what}: {os_reason(exc.exc)}; {fix}.") from None
     except OSError as exc:
+        if exc is writer_error:
+            raise
         if done:  # the new file is in place; only the folder's fsync failed
             return path
         raise UserInputError(f"cannot write {what}: {os_reason(exc)}; {fix}.") from None
@@ -241,10 +249,10 @@ def ensure_folder(path: str | os.PathLike, what: str | None = None, fix: str = "
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserInputError(f"cannot create {what}: {os_reason(exc)}; {fix}.") from None
+            raise UserInputError(f"cannot write {what}: {os_reason(exc)}; {fix}.") from None
         return path
     except OSError as exc:
-        raise UserInputError(f"cannot use {what}: {os_reason(exc)}; {fix}.") from None
+        raise UserInputError(f"cannot write {what}: {os_reason(exc)}; {fix}.") from None
     if stat.S_ISLNK(st.st_mode):
         raise UserInputError(f"{what} is a symbolic link; softreg does not write through links: remove it or {fix}.")
     if not stat.S_ISDIR(st.st_mode):

@@ -177,6 +177,16 @@ def check_allocation(n_bytes: int | float, what: str, fix: str) -> None:
         raise UserInputError(f"{what} needs {format_bytes(n_bytes)} of memory but {have}; {fix}.")
 
 
+def check_model_size(n_features: int, hidden: list[int] | None, n_classes: int) -> None:
+    """Refuse a network that training could not hold (``--hidden 100000000``, a million classes)."""
+    sizes = [n_features, *(hidden or []), n_classes]
+    check_allocation(
+        model_bytes(n_features, hidden, n_classes),
+        f"training a network of layer sizes {'-'.join(map(str, sizes))}",
+        "use smaller --hidden sizes, or fewer classes or features",
+    )
+
+
 def model_bytes(n_features: int, hidden: list[int] | None, n_classes: int) -> int:
     """Bytes that training a network of these sizes holds: float32 weights, gradients,
     optimizer state (two slots for Adam) and an averaged copy: five copies of the weights."""

@@ -62,6 +62,7 @@ def train(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder (default $SOFTREG_DATA)"),
 ) -> None:
     """Train a classifier and save it as a run folder."""
+    from softreg import io, limits
     from softreg.config import make_config
     from softreg.data import load_dataset
     from softreg.runs import check_writable, save_result
@@ -76,24 +77,31 @@ def train(
         init=init, bias=False if no_bias else None, shuffle=shuffle, drop_last=drop_last, seed=seed,
         device=device, preprocess=preprocess, log_every=log_every,
     )
+    # the bounds beyond the config's own rules: 32-bit seeds, rates torch can hold, sane counts
+    limits.check_settings(dict(seed=seed, lr=lr, l2=l2, l1=l1, momentum=momentum, epochs=epochs,
+                               batch_size=batch_size, threads=threads, patience=patience, log_every=log_every))
     device_used = resolve_device(config.device)
     out = check_writable(out or Path("runs") / f"{Path(data).stem}-{config.model}")
-    dataset = load_dataset(data, data_dir=data_dir, label=label, progress=sys.stderr.isatty())
-    n_test = len(dataset.test) if dataset.test is not None else 0
-    echo(f"data: {dataset.name} ({dataset.source}): {len(dataset.train)} train, {n_test} test, "
-          f"{dataset.n_features} features, {dataset.n_classes} classes")
-    config = config.resolved(round(len(dataset.train) * (1 - config.validation_fraction)))
-    echo(f"model: {config.model}  optimizer: {config.optimizer} lr {config.lr}  "
-          f"batch {config.batch_size or 'all'}  epochs {config.epochs}  seed {config.seed}  "
-          f"device {device_used}  recipe {config.recipe}")
-    every = config.log_every or max(1, config.epochs // 10)
+    # held from here to the save: a second training into the same --out fails at once
+    with io.lock(out, what=f"--out {out}", fix="choose another --out"):
+        dataset = load_dataset(data, data_dir=data_dir, label=label, progress=sys.stderr.isatty())
+        n_test = len(dataset.test) if dataset.test is not None else 0
+        echo(f"data: {dataset.name} ({dataset.source}): {len(dataset.train)} train, {n_test} test, "
+             f"{dataset.n_features} features, {dataset.n_classes} classes")
+        limits.check_model_size(dataset.n_features, config.hidden if config.model == "mlp" else None,
+                                dataset.n_classes)
+        config = config.resolved(round(len(dataset.train) * (1 - config.validation_fraction)))
+        echo(f"model: {config.model}  optimizer: {config.optimizer} lr {config.lr}  "
+             f"batch {config.batch_size or 'all'}  epochs {config.epochs}  seed {config.seed}  "
+             f"device {device_used}  recipe {config.recipe}")
+        every = config.log_every or max(1, config.epochs // 10)
 
-    def log(row: dict) -> None:
-        if (row["epoch"] - 1) % every == 0 or row["epoch"] == config.epochs:
-            echo(f"Epoch {row['epoch']:>{len(str(config.epochs))}}/{config.epochs}  "
-                  f"Cost: {row['avg_cost']:.6f}  Accuracy: {row['accuracy']:.4f}")
+        def log(row: dict) -> None:
+            if (row["epoch"] - 1) % every == 0 or row["epoch"] == config.epochs:
+                echo(f"Epoch {row['epoch']:>{len(str(config.epochs))}}/{config.epochs}  "
+                     f"Cost: {row['avg_cost']:.6f}  Accuracy: {row['accuracy']:.4f}")
 
-    result = run_training(dataset, config, on_epoch=log, progress=sys.stderr.isatty())
-    save_result(out, result, dataset, data, label)
+        result = run_training(dataset, config, on_epoch=log, progress=sys.stderr.isatty())
+        save_result(out, result, dataset, data, label)
     print_metrics(result.metrics)
     echo(f"saved run to {out}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from softreg.data.base import Dataset, Split
 from softreg.errors import UserInputError
@@ -22,14 +21,17 @@ def load_dataset(
 ) -> Dataset:
     """Load a dataset by name (``digits``, ``mnist``, ...), IDX folder, or CSV / Parquet file."""
     from softreg.data import catalog, digits, lessons, tabular
+    from softreg.limits import check_path
 
+    if data_dir is not None:
+        check_path(data_dir, "--data-dir")
     if name == "digits":
         return digits.digits().validate()
     if name in lessons.LESSON_TABLES:
         return lessons.LESSON_TABLES[name]().validate()
     if name in NAMED_IDX:
         return catalog.load_idx_dataset(name, data_dir=data_dir, download=download, progress=progress)
-    path = Path(name)
+    path = check_path(name, "--data")
     if path.suffix.lower() in TABLE_SUFFIXES:
         return tabular.load_table(path, label=label)
     if path.is_dir():
