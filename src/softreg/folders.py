@@ -27,6 +27,7 @@ rule as step 4 on the next start.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import json
@@ -39,7 +40,8 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from softreg.errors import UserInputError
-from softreg.io import TMP_SUFFIX, absolute_path, os_reason, hidden_name, atomic_write, fsync_dir, notice
+from softreg.io import (TMP_SUFFIX, absolute_path, atomic_write, clean_stale_temporaries, fsync_dir, hidden_name,
+                        notice, os_reason)
 from softreg.locks import lock
 
 Owned = Mapping[str, "frozenset[str] | None"]  # name -> None (a file) or the names a folder may hold
@@ -130,7 +132,9 @@ def check_replaceable(out: str | os.PathLike, owned: Owned, *, what: str | None 
             f"{what} holds files softreg did not write ({', '.join(users[:3])}{', ...' if len(users) > 3 else ''}) "
             f"and this file system cannot link them into a new run ({os_reason(exc)}); move them out or {fix}."
         ) from None
-    os.unlink(probe)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(probe)
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -291,6 +295,8 @@ def recover(out: str | os.PathLike, owned: Owned) -> None:
                     break
         os.unlink(journal)
         fsync_dir(out.parent)
+    for name in (out.name, journal.name):  # temporaries of killed writers (unlocked ones)
+        clean_stale_temporaries(out.parent, name)
     stale = [out.parent / e.name for e in os.scandir(out.parent)
              if e.name.startswith((tag + ".softreg-stage.", tag + ".softreg-old."))
              and e.is_dir(follow_symlinks=False)]

@@ -90,28 +90,35 @@ def _acquire(path: Path, what: str, fix: str) -> tuple[int, bool]:
             fd = os.open(path, flags, 0o666)
         except OSError as exc:
             raise UserInputError(f"cannot lock {what}: {os_reason(exc)} ({path}); {fix}.") from None
+        keep = False
         try:
             got = try_flock(fd)
+            if got is None:
+                empty = os.fstat(fd).st_size == 0  # created just now by this open, holding no one's name
+                os.close(fd)
+                fd = -1
+                if empty:
+                    with contextlib.suppress(OSError):
+                        os.unlink(path)
+                return _acquire_exclusive(path, what, fix), False
+            if not got:
+                holder, _ = _describe_holder(_read_holder(path))
+                raise UserInputError(f"{what} is in use by {holder}; wait for it to finish or {fix}.")
+            # the previous holder unlinks the file on release: make sure ours is still the one at `path`
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, _holder_info(), 0)
+                keep = True
+                return fd, True
         except OSError as exc:
-            os.close(fd)
             raise UserInputError(f"cannot lock {what}: {os_reason(exc)} ({path}); {fix}.") from None
-        if got is None:
-            os.close(fd)
-            return _acquire_exclusive(path, what, fix), False
-        if not got:
-            os.close(fd)
-            holder, _ = _describe_holder(_read_holder(path))
-            raise UserInputError(f"{what} is in use by {holder}; wait for it to finish or {fix}.")
-        # the previous holder unlinks the file on release: make sure ours is still the one at `path`
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
-        except FileNotFoundError:
-            same = False
-        if same:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, _holder_info(), 0)
-            return fd, True
-        os.close(fd)
+        finally:
+            if not keep and fd >= 0:  # whatever happened (an interrupt included), no leaked lock
+                os.close(fd)
     raise UserInputError(f"cannot lock {what}: the lock file {path} keeps changing; {fix}.")
 
 
@@ -186,18 +193,20 @@ def lock(path: str | os.PathLike, *, what: str | None = None,
     except BaseException:
         _remove_empty(created)
         raise
-    with _HELD_GUARD:
-        _HELD[key] = _Held(fd, me, 1, uses_flock)
     try:
+        with _HELD_GUARD:
+            _HELD[key] = _Held(fd, me, 1, uses_flock)
         yield target
     finally:
-        with _HELD_GUARD:
-            del _HELD[key]
-        with contextlib.suppress(OSError):
-            os.unlink(where)  # before closing: a waiter that opened it re-checks the inode
-        os.close(fd)
-        if not os.path.lexists(target):
-            _remove_empty(created)
+        try:
+            with _HELD_GUARD:
+                _HELD.pop(key, None)
+            with contextlib.suppress(OSError):
+                os.unlink(where)  # before closing: one who opened it meanwhile re-checks the inode
+        finally:
+            os.close(fd)  # releases the lock, whatever interrupted the lines above
+            if not os.path.lexists(target):
+                _remove_empty(created)
 
 
 def _remove_empty(folders: list[Path]) -> None:
