@@ -12,8 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import Optional
-
 from softreg import signals
 
 COMMANDS = ("datasets", "inspect", "predict", "train")  # modules of softreg.cli that register commands
@@ -39,7 +37,7 @@ def _error(message: object) -> int:
     return 2
 
 
-def _run(argv: Optional[list[str]]) -> int:
+def _run(argv: list[str] | None) -> int:
     """Parse and run one command; user mistakes print one line and give 2."""
     import importlib
 
@@ -105,9 +103,11 @@ def _silence_stdout() -> None:
         pass
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: exit 0 on success, 2 for user mistakes (one line), 130 on Ctrl-C, 143 on
     SIGTERM, 0 quietly when the reader of stdout goes away; bugs exit 1 with a traceback."""
+    import signal
+
     previous = signals.install()
     try:
         try:
@@ -117,13 +117,16 @@ def main(argv: Optional[list[str]] = None) -> None:
             _silence_stdout()
             code = 0
     except KeyboardInterrupt:
-        signals.ignore()
-        _say("softreg: interrupted")
-        code = signals.EXIT_INTERRUPTED
+        code = signals.report(signals.received() or signal.SIGINT)
     except signals.Terminated:
-        signals.ignore()
-        _say("softreg: terminated")
-        code = signals.EXIT_TERMINATED
+        code = signals.report(signals.received() or signal.SIGTERM)
+    except BaseException:
+        if signals.received() is None:
+            raise
+        code = signals.report(signals.received())  # the interrupt broke a library on its way out
+    else:
+        if signals.received() is not None:  # some library swallowed the interrupt: honour it anyway
+            code = signals.report(signals.received())
     finally:
         if argv is None:  # the real process: stay deaf to signals while exiting
             signals.ignore()
