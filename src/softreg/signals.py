@@ -64,6 +64,16 @@ def _exit_now(signum: int) -> None:
     os._exit(report(signum))
 
 
+def exit_now(code: int) -> None:
+    """Flush stdout and stderr and end the process with ``code``, skipping interpreter teardown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, RuntimeError, AttributeError):
+            pass
+    os._exit(code)
+
+
 def _handler(signum: int, frame) -> None:
     global _received
     if _received is not None:  # a second Ctrl-C: the user means it

@@ -132,4 +132,9 @@ def main(argv: list[str] | None = None) -> None:
             signals.ignore()
         else:  # called from Python (tests): give the caller its handlers back
             signals.restore(previous)
+    if argv is None and code in (signals.EXIT_INTERRUPTED, signals.EXIT_TERMINATED):
+        # CPython remembers a KeyboardInterrupt that left any exec()'d string (dataclasses and
+        # namedtuple build their methods that way, torch's import runs many) and then ends the
+        # process by SIGINT, whatever status we exit with: leave directly, output flushed.
+        signals.exit_now(code)
     sys.exit(code)
