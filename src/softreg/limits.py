@@ -84,6 +84,23 @@ def check_path(path: str | os.PathLike, what: str) -> Path:
     return Path(text)
 
 
+def read_at_most(f, max_bytes: int) -> bytes | None:
+    """The rest of binary file ``f`` when it holds at most ``max_bytes``, else None.
+
+    Reads in chunks, so memory follows what the file holds (``f.read(n)`` would set
+    aside ``n`` bytes first, however small the file).
+    """
+    parts, total = [], 0
+    while True:
+        part = f.read(min(1 << 20, max_bytes + 1 - total))
+        if not part:
+            return b"".join(parts)
+        parts.append(part)
+        total += len(part)
+        if total > max_bytes:
+            return None
+
+
 def format_bytes(n: float) -> str:
     for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= size:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from softreg.errors import UserInputError
+from softreg.limits import read_at_most
 
 MAX_JSON_BYTES = 64 << 20  # config.json with a million class names is about 10 MB
 MAX_HISTORY_BYTES = 256 << 20
@@ -341,10 +342,10 @@ def read_json(path: Path, max_bytes: int = MAX_JSON_BYTES) -> Any:
     """Parse a JSON file of bounded size and nesting; UserInputError naming the file otherwise."""
     try:
         with open(path, "rb") as f:
-            raw = f.read(max_bytes + 1)
+            raw = read_at_most(f, max_bytes)
     except OSError as exc:
         raise damaged(path, f"cannot read it: {exc.strerror or exc}") from None
-    if len(raw) > max_bytes:
+    if raw is None:
         raise damaged(path, f"larger than {max_bytes >> 20} MB")
     try:
         doc = json.loads(raw.decode("utf-8"))
@@ -415,8 +416,8 @@ def load_history(path: Path) -> list[dict]:
         return []
     try:
         with open(path, "rb") as f:
-            raw = f.read(MAX_HISTORY_BYTES + 1)
-        if len(raw) > MAX_HISTORY_BYTES:
+            raw = read_at_most(f, MAX_HISTORY_BYTES)
+        if raw is None:
             raise damaged(path, f"larger than {MAX_HISTORY_BYTES >> 20} MB")
         rows = list(csv.DictReader(_stdio.StringIO(raw.decode("utf-8"), newline="")))
     except OSError as exc:

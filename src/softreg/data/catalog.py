@@ -29,6 +29,7 @@ from softreg.data.base import Dataset, Split
 from softreg.data.idx import read_idx
 from softreg.errors import UserInputError
 from softreg.io import atomic_write
+from softreg.limits import read_at_most
 
 __all__ = [
     "DATASETS",
@@ -312,8 +313,8 @@ def _download(info: DatasetInfo, folder: Path, progress) -> None:
 def _read_classes_txt(path: Path) -> list[str]:
     try:
         with open(path, "rb") as f:
-            raw = f.read(MAX_CLASSES_TXT_BYTES + 1)
-        if len(raw) > MAX_CLASSES_TXT_BYTES:
+            raw = read_at_most(f, MAX_CLASSES_TXT_BYTES)
+        if raw is None:
             raise UserInputError(
                 f"{path} is larger than {MAX_CLASSES_TXT_BYTES >> 20} MB; give one class name per line "
                 f"(at most {MAX_CLASSES} names)."
