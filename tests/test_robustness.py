@@ -350,6 +350,7 @@ def test_evaluate_does_not_write_through_an_evaluation_json_symlink(run_cli, tra
     run = Path(shutil.copytree(trained_idx_run[1], tmp_path / "run"))
     target = tmp_path / "elsewhere.json"
     target.write_text("precious")
+    (run / "evaluation.json").unlink(missing_ok=True)  # left by tests that evaluated the shared run
     (run / "evaluation.json").symlink_to(target)
     code, _, err = run_cli("evaluate", run)
     assert_user_error(code, err, "evaluation.json is a symbolic link")
@@ -451,3 +452,12 @@ def test_predict_piped_into_head_exits_0(trained_idx_run, tmp_path):
 def test_user_error_from_the_real_entry_point_is_one_line(tmp_path):
     done = run_subprocess("train", "--data", "toy", "--lr", "1e300", "--out", tmp_path / "run")
     assert_user_error(done.returncode, done.stderr, "--lr must be a number in (0, 1e6]")
+
+
+def test_the_entry_point_imports_nothing_heavy_before_main():
+    """`import softreg.cli` (what the console script does before calling main) stays light, so the
+    Ctrl-C handler is in place before torch, NumPy or typer start loading."""
+    code = ("import sys, softreg, softreg.cli; "
+            "print(sorted(m for m in ('torch', 'numpy', 'typer', 'sklearn', 'safetensors') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stderr
