@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_no_run_left, assert_user_error, easy_images, run_subprocess, write_idx_folder
+from conftest import assert_no_run_left, assert_user_error, run_subprocess, write_idx_folder
 from softreg import io, limits
 from softreg.data.idx import read_idx, write_idx
 from softreg.errors import UserInputError

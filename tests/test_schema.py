@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import assert_user_error, call_main
-from softreg import schema
+from softreg import runfiles, schema
 from softreg.errors import UserInputError
 from softreg.runs import load_run
 from softreg.schema import Int, List, Nullable, Obj, Real, SchemaError, Str, check
@@ -170,13 +170,13 @@ def test_a_newer_format_reads_older_runs_through_their_upgrade(trained_idx_run, 
                                                              v1.agree, upgrade=upgrade))
     monkeypatch.setitem(schema.FORMATS, 2, schema.RunFormat(2, v2_config, v1.metrics, v1.history_columns, v1.agree))
     monkeypatch.setattr(schema, "FORMAT", 2)
-    doc = schema.load_config(trained_idx_run[1] / "config.json", "9.9")
+    doc = runfiles.load_config(trained_idx_run[1] / "config.json", "9.9")
     assert doc["format"] == 2 and doc["model"]["width"] == 1
     # without an upgrade, the older run is refused, naming the softreg that wrote it
     monkeypatch.setitem(schema.FORMATS, 1, v1)
     with pytest.raises(UserInputError, match=r"written by softreg 0.1.0 \(run format 1\), which softreg 9.9 no "
                                              r"longer reads; train the run again"):
-        schema.load_config(trained_idx_run[1] / "config.json", "9.9")
+        runfiles.load_config(trained_idx_run[1] / "config.json", "9.9")
 
 
 # ------------------------------------------------------------------ the validator itself

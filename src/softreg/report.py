@@ -59,7 +59,7 @@ def prepare_folder(out: str | Path) -> Path:
 
 def read_history(run_dir: Path) -> list[dict]:
     """history.csv as validated rows (numbers, None for empty cells); empty when missing."""
-    from softreg.schema import load_history
+    from softreg.runfiles import load_history
 
     return load_history(Path(run_dir) / "history.csv")
 

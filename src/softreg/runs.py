@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from softreg import __version__, io, limits, schema
+from softreg import __version__, io, limits, runfiles, schema
 from softreg.errors import UserInputError
 from softreg.models import Classifier, ModelConfig, Preprocess, build_model
 from softreg.config import TrainConfig
@@ -52,7 +52,7 @@ def is_run_folder(path: Path) -> bool:
     """Whether ``path`` holds something softreg wrote: a softreg config.json, softreg weights,
     or a training checkpoint. Only such folders are ever replaced."""
     try:
-        doc = schema.read_json(path / "config.json") if (path / "config.json").is_file() else None
+        doc = runfiles.read_json(path / "config.json") if (path / "config.json").is_file() else None
     except UserInputError:
         doc = None
     if isinstance(doc, dict) and ("softreg_version" in doc or "format" in doc):
@@ -201,26 +201,26 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
     for name in ("config.json", "model.safetensors"):
         if not (path / name).is_file():
             raise UserInputError(f"{path}: {name} is missing; this is not a complete softreg run, train again.")
-    doc = schema.load_config(path / "config.json", __version__)
+    doc = runfiles.load_config(path / "config.json", __version__)
     try:
         config = TrainConfig.from_dict(doc["train"])
     except UserInputError as exc:
-        raise schema.damaged(path / "config.json", f"train: {exc}") from None
+        raise runfiles.damaged(path / "config.json", f"train: {exc}") from None
     model_config = ModelConfig(**doc["model"])
     weights = path / "model.safetensors"
-    header = schema.read_weights_header(weights)
-    schema.check_weights(weights, header, expected_tensors(model_config, doc["preprocess"]), doc["model"])
+    header = runfiles.read_weights_header(weights)
+    runfiles.check_weights(weights, header, expected_tensors(model_config, doc["preprocess"]), doc["model"])
     n_bytes = sum(4 * math.prod(shape) for _, shape in header.values())
     limits.check_allocation(n_bytes, f"{path}'s model", "use a machine with more memory")
-    metrics = schema.load_metrics(path / "metrics.json")
-    history = schema.load_history(path / "history.csv")
+    metrics = runfiles.load_metrics(path / "metrics.json")
+    history = runfiles.load_history(path / "history.csv")
     net = build_model(model_config)
     model = Classifier(net, Preprocess(model_config.n_features, doc["preprocess"]), model_config.n_classes)
     try:
         state = load_file(str(weights))
         model.load_state_dict(state)
     except (SafetensorError, OSError, ValueError) as exc:
-        raise schema.damaged(weights, str(exc)) from None
+        raise runfiles.damaged(weights, str(exc)) from None
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())
         detail = detail if len(detail) <= 300 else detail[:297] + "..."
