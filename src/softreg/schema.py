@@ -62,6 +62,8 @@ class Real:
     def rule(self) -> str:
         if self.lo == -math.inf and self.hi == math.inf:
             return "a finite number" if self.finite else "a number"
+        if self.hi == math.inf:
+            return f"a{' finite' if self.finite else ''} number {'>' if self.open_lo else '>='} {self.lo:g}"
         return f"a number in {'(' if self.open_lo else '['}{self.lo:g}, {self.hi:g}]"
 
     def ok(self, v: Any) -> bool:
@@ -203,32 +205,32 @@ MODEL_V1 = Obj({
     "init": Str(INITS),
 }, required=("kind", "n_features", "n_classes"), noun="model field")
 
-TRAIN_V1 = Obj({
+TRAIN_V1 = Obj({  # what any softreg 0.1 could have saved (new runs are held to softreg.limits' tighter bounds)
     "model": Str(MODELS),
     "hidden": List(Int(1, MAX_UNITS), 1, MAX_LAYERS),
     "activation": Str(ACTIVATIONS),
     "bias": Bool(),
     "init": Str(INITS),
     "preprocess": Str(("auto", "none", "pixels", "standardize")),
-    "epochs": Nullable(Int(1, 10**7)),
-    "batch_size": Nullable(Int(0, 2**40)),
-    "lr": Real(0, 1e6, open_lo=True),
+    "epochs": Nullable(Int(1, 2**62)),
+    "batch_size": Nullable(Int(0, 2**62)),
+    "lr": Real(0, math.inf, open_lo=True),
     "optimizer": Str(("sgd", "adam", "lbfgs")),
     "momentum": Real(0, 1),
-    "l2": Real(0, 1e6),
-    "l1": Real(0, 1e6),
+    "l2": Real(0, math.inf),
+    "l1": Real(0, math.inf),
     "schedule": Str(("constant", "cosine")),
     "average": Real(0, 1),
     "validation_fraction": Real(0, 1),
     "early_stopping": Bool(),
-    "patience": Int(1, 10**7),
-    "tol": Real(0, 1e6),
-    "threads": Int(0, 4096),
+    "patience": Int(1, 2**62),
+    "tol": Real(0, math.inf),
+    "threads": Int(0, 2**31 - 1),
     "shuffle": Bool(),
     "drop_last": Bool(),
-    "seed": Int(0, 2**32 - 1),
+    "seed": Int(0, 2**64 - 1),  # torch's range; NumPy got seed % 2**32
     "device": Str(max_len=64),
-    "log_every": Int(0, 10**7),
+    "log_every": Int(0, 2**62),
     "recipe": Str(max_len=64),
 }, noun="training setting")
 
