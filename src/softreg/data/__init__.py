@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from softreg.data.base import Dataset, Split
 from softreg.errors import UserInputError
 
