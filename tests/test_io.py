@@ -282,6 +282,11 @@ def test_a_file_system_without_hard_links_is_refused_before_anything(tmp_path, m
     with pytest.raises(UserInputError, match=r"mydata.csv"):
         io.commit_folder(out, _writer("new"), owned=OWNED)
     assert _assert_complete(out) == "old" and (out / "mydata.csv").read_text() == "keep me"
+    (out / "mydata.csv").rename(tmp_path / "moved.csv")
+    (out / "notes").mkdir()
+    (out / "notes" / "deep.txt").write_text("files inside folders count too")
+    with pytest.raises(UserInputError, match=r"holds files softreg did not write \(notes\)"):
+        io.check_replaceable(out, OWNED)
 
 
 def test_a_failing_writer_leaves_the_old_folder_and_nothing_else(tmp_path, mode):

@@ -79,11 +79,12 @@ def is_owned(folder: Path, name: str, owned: Owned) -> bool:
                for c in children)
 
 
-def _user_entries(out: Path, owned: Owned, what: str, fix: str) -> list[str]:
-    """Names in ``out`` that softreg must keep; refuse entries that cannot be linked."""
+def _user_entries(out: Path, owned: Owned, what: str, fix: str) -> tuple[list[str], Path | None]:
+    """Names in ``out`` that softreg must keep, and one regular file among them (to probe hard
+    links with); refuse entries that cannot be linked."""
     names = sorted(e.name for e in os.scandir(out))
     users = [n for n in names if not is_owned(out, n, owned)]
-    device, count = os.lstat(out).st_dev, 0
+    device, count, a_file = os.lstat(out).st_dev, 0, None
     stack = [out / n for n in users]
     while stack:
         p = stack.pop()
@@ -99,10 +100,12 @@ def _user_entries(out: Path, owned: Owned, what: str, fix: str) -> list[str]:
                 raise UserInputError(f"{what} holds a mount point ({p}) that softreg cannot carry into a new "
                                      f"run; unmount or move it, or {fix}.")
             stack.extend(p / c for c in os.listdir(p))
-        elif not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        elif stat.S_ISREG(st.st_mode):
+            a_file = a_file or p
+        elif not stat.S_ISLNK(st.st_mode):
             raise UserInputError(f"{what} holds {p}, which is not a file, folder or link, so softreg cannot keep "
                                  f"it when replacing the run; move it out of the folder or {fix}.")
-    return users
+    return users, a_file
 
 
 def check_replaceable(out: str | os.PathLike, owned: Owned, *, what: str | None = None,
@@ -120,8 +123,7 @@ def check_replaceable(out: str | os.PathLike, owned: Owned, *, what: str | None 
         raise UserInputError(f"{what} is a file; give a folder path, or {fix}.")
     if os.lstat(out.parent).st_dev != st.st_dev:
         raise UserInputError(f"{what} is a mount point, which cannot be replaced; give a folder inside it, or {fix}.")
-    users = _user_entries(out, owned, what, fix)
-    first = next((out / n for n in users if (out / n).is_file() and not (out / n).is_symlink()), None)
+    users, first = _user_entries(out, owned, what, fix)
     if first is None:
         return
     probe = out.parent / f"{hidden_name(out.name)}.{secrets.token_hex(4)}{TMP_SUFFIX}"
@@ -323,7 +325,7 @@ def commit_folder(out: str | os.PathLike, write: Callable[[Path], None], *, owne
         try:
             recover(out, owned)
             check_replaceable(out, owned, what=what, fix=fix)
-            users = _user_entries(out, owned, what, fix) if os.path.lexists(out) else []
+            users = _user_entries(out, owned, what, fix)[0] if os.path.lexists(out) else []
             stage = out.parent / f"{hidden_name(out.name)}.softreg-stage.{secrets.token_hex(4)}"
             os.mkdir(stage)
             if os.path.lexists(out):
