@@ -461,3 +461,8 @@ def test_the_entry_point_imports_nothing_heavy_before_main():
             "print(sorted(m for m in ('torch', 'numpy', 'typer', 'sklearn', 'safetensors') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_report_folder_name_over_255_bytes_is_one_line(run_cli, trained_idx_run, tmp_path):
+    code, _, err = run_cli("report", trained_idx_run[1], "--out", tmp_path / LONG)
+    assert_user_error(code, err, "--out has a file or folder name of 256 bytes")

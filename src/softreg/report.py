@@ -13,6 +13,7 @@ from softreg import io, plots
 from softreg.data.base import Dataset
 from softreg.errors import UserInputError
 from softreg.evaluate import TOP_K, classification_metrics, predict_scores
+from softreg.limits import check_path
 from softreg.models import scores_to_log_proba
 from softreg.runs import LoadedRun
 
@@ -46,7 +47,7 @@ def prepare_folder(out: str | Path) -> Path:
     A symbolic link at ``out`` is refused, so a run folder's ``report`` entry cannot send
     the pictures anywhere else on disk.
     """
-    out = Path(out)
+    out = check_path(out, "--out")
     if out.is_symlink():
         raise UserInputError(f"{out} is a symbolic link; softreg does not write a report through links: "
                              "remove it or choose another --out.")
