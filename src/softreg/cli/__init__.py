@@ -12,17 +12,11 @@ from __future__ import annotations
 import errno
 import os
 import sys
+
 from softreg import signals
 
-COMMANDS = ("datasets", "inspect", "predict", "train")  # modules of softreg.cli that register commands
-
-
-def __getattr__(name: str):
-    if name in ("app", "one_line"):  # `from softreg.cli import app` keeps working, loaded on demand
-        from softreg.cli import app as module
-
-        return getattr(module, name)
-    raise AttributeError(f"module 'softreg.cli' has no attribute {name!r}")
+# modules of softreg.cli that register commands (the typer app is softreg.cli.app.app)
+COMMANDS = ("datasets", "inspect", "predict", "train")
 
 
 def _say(line: str) -> None:
