@@ -189,11 +189,15 @@ def test_evaluate_bad_top_k_exits_2(run_cli, run_copy):
 
 def test_evaluate_unwritable_run_folder_exits_2(run_cli, run_copy, monkeypatch):
     import errno
-    import tempfile
+    import os
 
-    def refuse(*args, **kwargs):
-        raise PermissionError(errno.EACCES, "Permission denied")
+    real_open = os.open
 
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    def refuse(path, *args, **kwargs):  # what a read-only folder does to the temporary file (root ignores chmod)
+        if str(path).endswith(".softreg-tmp"):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
     code, _, err = run_cli("evaluate", run_copy)
     assert_user_error(code, err, "evaluation.json", "permission denied", "--no-save")

@@ -61,30 +61,47 @@ def test_round_trip_on_images_keeps_the_preprocessing(tmp_path, idx_dir):
     assert torch.allclose(run.model.preprocess(X[:1]), X[:1].reshape(1, -1).float() / 255)
 
 
-def test_saving_again_replaces_the_run(tmp_path):
+def test_saving_again_replaces_the_run_and_keeps_the_users_files(tmp_path):
     out = tmp_path / "run"
     _train_and_save(out, epochs=3)
     (out / "notes.txt").write_text("left by the user")
     _train_and_save(out, epochs=6)
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES + ("notes.txt",))
+    assert (out / "notes.txt").read_text() == "left by the user"
     assert load_run(out).metrics["epochs"] == 6
     assert _leftovers(tmp_path) == []
 
 
-def test_failed_swap_puts_the_old_run_back(tmp_path, monkeypatch):
+@pytest.mark.parametrize("exchange", [True, False], ids=["exchange", "journal"])
+def test_failed_swap_keeps_the_old_run(tmp_path, monkeypatch, exchange):
+    from softreg import folders
+
     out = tmp_path / "run"
     _train_and_save(out, epochs=3)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    real_replace = os.replace
+    monkeypatch.setattr(folders, "use_exchange", exchange)
 
-    def failing_replace(src, dst):
-        if Path(dst) == out and ".old." not in str(src):  # the new run moving into place
+    def failing_exchange(a, b):
+        raise OSError(errno.EIO, "Input/output error")
+
+    real_rename = os.rename
+
+    def failing_rename(src, dst):
+        if ".softreg-stage." in str(src):  # the new run moving into place
             raise OSError(errno.EIO, "Input/output error")
-        return real_replace(src, dst)
+        return real_rename(src, dst)
 
-    monkeypatch.setattr(runs.os, "replace", failing_replace)
-    with pytest.raises(UserInputError, match=r"cannot write the run to .*Input/output error"):
-        _train_and_save(out, epochs=6)
+    if exchange:
+        monkeypatch.setattr(folders, "exchange", failing_exchange)
+        with pytest.raises(UserInputError, match=r"cannot write the run to .*Input/output error"):
+            _train_and_save(out, epochs=6)
+    else:  # the journal path: the old run is moved aside first, then the new one fails to move in
+        monkeypatch.setattr(folders.os, "rename", failing_rename)
+        with pytest.raises(UserInputError, match=r"cannot write the run to .*Input/output error"):
+            _train_and_save(out, epochs=6)
+        monkeypatch.undo()
+        assert not out.exists()
+        assert load_run(out).metrics["epochs"] == 3  # a reader finishes the interrupted save first
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert _leftovers(tmp_path) == []
 
@@ -116,7 +133,7 @@ def test_check_writable_accepts_new_empty_and_run_folders(tmp_path):
     (tmp_path / "empty").mkdir()
     assert check_writable(tmp_path / "empty") == tmp_path / "empty"
     (tmp_path / "old-run").mkdir()
-    (tmp_path / "old-run" / "config.json").write_text("{}")
+    (tmp_path / "old-run" / "config.json").write_text('{"softreg_version": "0.1.0"}')
     assert check_writable(str(tmp_path / "old-run")) == tmp_path / "old-run"
     assert _leftovers(tmp_path) == []
 
@@ -141,12 +158,10 @@ def test_check_writable_refuses_a_path_under_a_file(tmp_path):
 
 
 def test_check_writable_refuses_an_unwritable_folder(tmp_path, monkeypatch):
-    import tempfile
-
-    def denied(*args, **kwargs):  # what mkdtemp does in a read-only folder (root ignores chmod)
+    def denied(*args, **kwargs):  # what mkdir does in a read-only folder (root ignores chmod)
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkdtemp", denied)
+    monkeypatch.setattr(runs.io.os, "mkdir", denied)
     with pytest.raises(UserInputError, match=r"is not writable \(Permission denied\); choose another --out"):
         check_writable(tmp_path / "run")
 

@@ -39,14 +39,14 @@ def missing_extra_message(exc: ModuleNotFoundError) -> Optional[str]:
 def main(argv: Optional[list[str]] = None) -> None:
     """Run the command line; without its optional dependencies, say which extra to install (exit 2)."""
     args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:  # the one thing that works without the [cli] extra
+        from softreg._version import version
+
+        print(f"softreg {version()}")
+        sys.exit(0)
     try:
         from softreg.cli import main as cli_main
     except ModuleNotFoundError as exc:
-        if args == ["--version"]:  # the one thing that works without the [cli] extra
-            from softreg._version import version
-
-            print(f"softreg {version()}")
-            sys.exit(0)
         _exit_if_extra(exc)
         raise
     try:

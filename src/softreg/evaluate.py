@@ -9,13 +9,9 @@ whole tensors (no per-sample Python), and follows scikit-learn's definitions:
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
-from pathlib import Path
-
 import torch
 
+from softreg import io
 from softreg.data.base import Split
 from softreg.errors import UserInputError
 from softreg.models import Classifier, scores_to_labels, scores_to_log_proba
@@ -141,35 +137,9 @@ def evaluate_split(model: Classifier, split, classes: list[str], top_k: int = TO
     return classification_metrics(torch.cat(scores), torch.cat(labels), classes, top_k)
 
 
-def file_mode() -> int:
-    """The permissions a plain ``open`` would give a new file (mkstemp's are private: 0600)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def write_text(path: str | Path, text: str, fix: str = "choose another folder") -> Path:
-    """Write ``text`` atomically: a temporary file in the same folder, then a rename."""
-    path = Path(path)
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.absolute().parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as exc:
-        raise UserInputError(f"cannot write {path} ({exc.strerror or exc}); {fix}.") from None
-    finally:
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def write_json(path: str | Path, doc: dict) -> Path:
-    """Write ``doc`` as indented JSON, atomically."""
-    return write_text(path, json.dumps(doc, indent=2) + "\n", "make the folder writable or use --no-save")
+# Writing moved to softreg.io (one mechanism for every file); these names stay for callers.
+write_text = io.write_text
+write_json = io.write_json
 
 
 def format_metrics(result: dict, title: str = "") -> str:

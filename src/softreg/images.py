@@ -75,6 +75,9 @@ def _describe(source) -> str:
     return str(source) if isinstance(source, (str, Path)) else "image"
 
 
+MAX_FILE_BYTES = 256 << 20  # an image file larger than this is refused before decoding
+
+
 def load_grey(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode a PNG / JPEG / GIF / BMP / WebP into grey values of shape (H, W), 0..255 float32.
 
@@ -87,6 +90,19 @@ def load_grey(source: bytes | str | Path, max_pixels: int = MAX_PIXELS) -> np.nd
         path = Path(source)
         if not path.is_file():
             raise UserInputError(f"{path}: no such image file; give the path of a PNG or JPEG.")
+        # decoded from memory: Pillow reading a file honours chunk lengths written in the file
+        # (a 200-byte PNG can ask for gigabytes); from bytes it cannot read past their end
+        from softreg.limits import read_at_most
+
+        try:
+            with open(path, "rb") as f:
+                data = read_at_most(f, MAX_FILE_BYTES)
+        except OSError as exc:
+            raise UserInputError(f"cannot read {path} ({exc.strerror or exc}); check the file.") from None
+        if data is None:
+            raise UserInputError(f"{path}: the file is over {MAX_FILE_BYTES >> 20} MB, more than any picture "
+                                 "softreg reads; give a smaller image.")
+        source = data
     max_pixels = min(int(max_pixels), 2 * 89_478_485)
     with _DECODE_LOCK, warnings.catch_warnings():
         from PIL import Image

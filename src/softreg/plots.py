@@ -6,8 +6,6 @@ display); ``save_figure`` writes it atomically and closes it.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,32 +28,23 @@ def _pyplot():
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> Path:
-    """Save atomically (temporary file, then rename) and close the figure."""
+    """Save atomically (:func:`softreg.io.atomic_write`) and close the figure."""
+    from softreg.io import atomic_write
+
     plt = _pyplot()
     path = Path(path)
     suffix = path.suffix.lower() or ".png"
-    if suffix not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
-        plt.close(fig)
-        raise UserInputError(f"{path}: unsupported picture type {suffix}; use .png, .svg, .pdf or .jpg.")
-    folder = path.absolute().parent
-    if not folder.is_dir():
-        plt.close(fig)
-        raise UserInputError(f"{path}: folder {folder} does not exist; create it or pick another path.")
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=folder)
-        os.close(fd)
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp's files are private; pictures are not
-        os.replace(tmp, path)
-    except OSError as exc:  # read-only or pseudo file systems, a folder in the way, disk full
-        raise UserInputError(f"{path}: cannot write there ({exc.strerror or exc}); pick another path.") from None
+        if suffix not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
+            raise UserInputError(f"{path}: unsupported picture type {suffix}; use .png, .svg, .pdf or .jpg.")
+        folder = path.absolute().parent
+        if not folder.is_dir():
+            raise UserInputError(f"{path}: folder {folder} does not exist; create it or pick another path.")
+        kind = {".jpg": "jpeg"}.get(suffix, suffix[1:])
+        atomic_write(path, lambda f: fig.savefig(f, format=kind, dpi=dpi, bbox_inches="tight"),
+                     fix="pick another path")
     finally:
         plt.close(fig)
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

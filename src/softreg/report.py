@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import base64
-import csv
 import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from softreg import plots
+from softreg import io, plots
 from softreg.data.base import Dataset
 from softreg.errors import UserInputError
-from softreg.evaluate import TOP_K, classification_metrics, predict_scores, write_text
+from softreg.evaluate import TOP_K, classification_metrics, predict_scores
+from softreg.limits import check_path
 from softreg.models import scores_to_log_proba
-from softreg.runs import LoadedRun, probe_writable
+from softreg.runs import LoadedRun
 
 PAGE = "index.html"
 PICTURES = ("training_curves.png", "weights.png", "confusion_matrix.png", "predictions.png",
@@ -42,27 +42,27 @@ class Report:
 
 
 def prepare_folder(out: str | Path) -> Path:
-    """Create ``out`` (and its parents) and prove it is writable, or raise UserInputError."""
-    out = Path(out)
+    """Create ``out`` (and its parents) and prove it is writable, or raise UserInputError.
+
+    A symbolic link at ``out`` is refused, so a run folder's ``report`` entry cannot send
+    the pictures anywhere else on disk.
+    """
+    out = check_path(out, "--out")
+    if out.is_symlink():
+        raise UserInputError(f"{out} is a symbolic link; softreg does not write a report through links: "
+                             "remove it or choose another --out.")
     if out.exists() and not out.is_dir():
         raise UserInputError(f"--out {out} is a file; give a folder for the report.")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserInputError(
-            f"cannot write the report to {out} ({exc.strerror or exc}); choose another --out."
-        ) from None
-    probe_writable(out, f"the report to {out}")
+    io.ensure_folder(out, f"the report to {out}", "choose another --out")
+    io.probe_writable(out, f"the report to {out}")
     return out
 
 
 def read_history(run_dir: Path) -> list[dict]:
-    """history.csv as a list of rows (values are strings); empty when missing or unreadable."""
-    try:
-        with open(run_dir / "history.csv", newline="") as f:
-            return list(csv.DictReader(f))
-    except (OSError, csv.Error, UnicodeDecodeError):
-        return []
+    """history.csv as validated rows (numbers, None for empty cells); empty when missing."""
+    from softreg.runfiles import load_history
+
+    return load_history(Path(run_dir) / "history.csv")
 
 
 def pick_wrong(probs: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
@@ -84,6 +84,12 @@ def write_report(run: LoadedRun, dataset: Dataset, out: str | Path, top_k: int =
     there is none); images are drawn only for image data.
     """
     out = prepare_folder(out)
+    with io.lock(out, what=f"the report folder {out}", fix="choose another --out"):
+        return _write_report(run, dataset, out, top_k, n_examples, n_wrong, seed)
+
+
+def _write_report(run: LoadedRun, dataset: Dataset, out: Path, top_k: int, n_examples: int, n_wrong: int,
+                  seed: int) -> Report:
     classes = run.data["classes"]
     image_shape = tuple(run.data["image_shape"]) if run.data.get("image_shape") else None
     split_name = "test" if dataset.test is not None else "train"
@@ -97,7 +103,7 @@ def write_report(run: LoadedRun, dataset: Dataset, out: str | Path, top_k: int =
         plots.save_figure(fig, out / file)
         report.pictures.append(Picture(file, title, caption))
 
-    history = read_history(run.path)
+    history = run.history
     if history:
         validation = any(row.get("val_loss") not in (None, "") for row in history)
         add(plots.training_curves_figure(history), "training_curves.png", "Training curves",
@@ -135,7 +141,7 @@ def write_report(run: LoadedRun, dataset: Dataset, out: str | Path, top_k: int =
                 f"The {len(wrong)} {split_name} images given the highest probability on a wrong class.")
         else:
             report.notes.append(f"No mistakes to show: every {split_name} sample is classified correctly.")
-    write_text(report.page, render_html(run, report), "choose another --out")
+    io.write_text(report.page, render_html(run, report), "choose another --out")
     drawn = {picture.file for picture in report.pictures}
     for stale in set(PICTURES) - drawn:  # left by an earlier report into the same folder
         (out / stale).unlink(missing_ok=True)

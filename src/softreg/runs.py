@@ -1,32 +1,41 @@
 """A run directory on disk: config.json, model.safetensors, metrics.json, history.csv.
 
-A run is written into a temporary sibling folder and renamed into place at the
-end, so an interrupted or failed save never leaves a half-written run behind.
+Saving goes through :func:`softreg.io.commit_folder`: the new run is written beside the
+old one and swapped in as one step, so a complete run, old or new, is at ``--out`` at
+every instant; files the user put in the folder are kept. Loading validates every file
+against :mod:`softreg.schema` (weights by their header only) before a model is built.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
-import shutil
-import tempfile
-from dataclasses import dataclass
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from softreg import __version__
+from softreg import __version__, io, limits, runfiles, schema
 from softreg.errors import UserInputError
-from softreg.models import PREPROCESS, Classifier, ModelConfig, Preprocess, build_model
+from softreg.models import Classifier, ModelConfig, Preprocess, build_model
 from softreg.data.base import Dataset
-from softreg.training.config import TrainConfig, config_from_flat
-from softreg.training.state import CHECKPOINT_DIR, History
+from softreg.training.config import TrainConfig
+from softreg.training.state import CHECKPOINT_DIR, CHECKPOINT_FILE, History
 from softreg.training.trainer import TrainResult, model_config_for
 
-FORMAT = 2  # config.json layout: 2 = nested training settings (softreg 0.2); 1 = flat (0.1)
-RUNTIME_KEYS = ("device", "threads", "log_every")  # format 1 kept these with the settings
-
 FILES = ("config.json", "model.safetensors", "metrics.json", "history.csv")
+CHECKPOINT_FILES = frozenset({CHECKPOINT_FILE})  # the trainer's checkpoint/ folder (one file: tensors + JSON header)
+REPORT_FILES = frozenset({"index.html", "training_curves.png", "weights.png", "confusion_matrix.png",
+                          "predictions.png", "confident_mistakes.png"})  # `softreg report`'s default folder
+# What softreg writes in a run folder: replaced or removed when the run is saved again. Anything
+# else (the user's files, or these names holding something softreg would not write) is kept.
+OWNED: dict[str, frozenset[str] | None] = {
+    **{name: None for name in (*FILES, "evaluation.json")},
+    CHECKPOINT_DIR: CHECKPOINT_FILES,
+    "report": REPORT_FILES,
+}
 
 
 @dataclass
@@ -37,33 +46,65 @@ class LoadedRun:
     data: dict  # what was trained on: name, source, classes, image_shape, pixel_max, ...
     metrics: dict
     path: Path
+    history: list[dict] = field(default_factory=list)  # history.csv rows: numbers, None for empty cells
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` holds something softreg wrote: a softreg config.json, softreg weights,
+    or a training checkpoint. Only such folders are ever replaced."""
+    try:
+        doc = runfiles.read_json(path / "config.json") if (path / "config.json").is_file() else None
+    except UserInputError:
+        doc = None
+    if isinstance(doc, dict) and ("softreg_version" in doc or "format" in doc):
+        return True
+    if (path / CHECKPOINT_DIR / CHECKPOINT_FILE).is_file():
+        return True
+    weights = path / "model.safetensors"
+    if weights.is_file() and not weights.is_symlink():
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="pt") as f:
+                return "softreg" in (f.metadata() or {})
+        except Exception:  # any damage: not recognisably ours
+            return False
+    return False
 
 
 def check_writable(out: str | Path) -> Path:
     """Fail before training, not after, when ``out`` cannot become a run directory."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
+    out = limits.check_path(out, "--out")
+    try:
+        st = os.lstat(out)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    except OSError as exc:
+        raise UserInputError(f"cannot write the run to {out} ({exc.strerror or exc}); choose another --out.") from None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise UserInputError(f"--out {out} is a symbolic link; give the real folder path for the run.")
+    if st is not None and not stat.S_ISDIR(st.st_mode):
         raise UserInputError(f"--out {out} is a file; give a folder path for the run.")
-    if out.is_dir() and any(p.name != CHECKPOINT_DIR for p in out.iterdir()) and not (out / "config.json").exists():
-        raise UserInputError(
-            f"--out {out} is a non-empty folder that is not a softreg run; choose a new folder."
-        )
+    if st is not None:
+        entries = [n for n in os.listdir(out) if not n.startswith(".softreg-probe.")]
+        if entries and not is_run_folder(out):
+            raise UserInputError(
+                f"--out {out} is a non-empty folder that is not a softreg run; choose a new folder."
+            )
+        io.check_replaceable(out, OWNED, what=f"--out {out}", fix="choose another --out")
     probe = out.absolute().parent
     while not probe.exists():
         probe = probe.parent
-    probe_writable(probe, f"the run to {out}")
+    io.probe_writable(probe, f"the run to {out}")
     return out
 
 
 def probe_writable(folder: Path, what: str) -> None:
-    """Create and remove a temporary folder in ``folder``: a real write, since permission
-    bits do not tell (root, read-only mounts, /proc)."""
-    try:
-        shutil.rmtree(tempfile.mkdtemp(prefix=".softreg-probe.", dir=folder))
-    except OSError as exc:
-        raise UserInputError(
-            f"cannot write {what}: {folder} is not writable ({exc.strerror or exc}); choose another --out."
-        ) from None
+    """Kept for callers of the earlier name; see :func:`softreg.io.probe_writable`."""
+    io.probe_writable(folder, what)
+
+
+TABLE_OPTIONS = ("test", "drop", "columns", "header", "sep", "stream")
 
 
 def describe_data(dataset: Dataset, spec: str, label: str | None = None, options: dict | None = None) -> dict:
@@ -71,7 +112,7 @@ def describe_data(dataset: Dataset, spec: str, label: str | None = None, options
 
     spec : the ``--data`` argument: a dataset name, or a path (stored absolute).
     label : the label column asked for; the one actually used is recorded (tables).
-    options : how the table was read (test, drop, columns, header, sep), for evaluate and predict.
+    options : how the table was read (test, drop, columns, header, sep, stream), for evaluate and predict.
     """
     from softreg.data import BUILTIN, NAMED_IDX
 
@@ -91,9 +132,6 @@ def describe_data(dataset: Dataset, spec: str, label: str | None = None, options
     }
 
 
-TABLE_OPTIONS = ("test", "drop", "columns", "header", "sep", "stream")
-
-
 def save_result(out: str | Path, result: TrainResult, dataset: Dataset, spec: str,
                 label: str | None = None, options: dict | None = None) -> Path:
     """Save what ``softreg.training.train`` returned as a run folder."""
@@ -110,61 +148,35 @@ def save_run(
     metrics: dict,
     history: History | None = None,
 ) -> Path:
-    """Write the run atomically; an existing run at ``out`` is replaced only once the new one is complete."""
+    """Write the run folder; an existing run at ``out`` is replaced only once the new one is
+    complete, keeping every file softreg did not write (see :mod:`softreg.io`)."""
     from safetensors.torch import save_file
 
     out = check_writable(out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as exc:
-        raise UserInputError(f"cannot write the run to {out} ({exc.strerror}); choose another --out.") from None
-    try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"softreg": __version__})
-        config_doc = {
-            "format": FORMAT,
-            "softreg_version": __version__,
-            "model": model_config.to_dict(),
-            "preprocess": model.preprocess.kind,
-            "dtype": str(model.dtype).replace("torch.", ""),
-            "train": config.to_dict(),
-            "data": data_info,
-        }
-        _write_json(tmp / "config.json", config_doc)
-        _write_json(tmp / "metrics.json", metrics)
-        with open(tmp / "history.csv", "w", newline="") as f:
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    config_doc = {
+        "format": schema.FORMAT,
+        "softreg_version": __version__,
+        "model": model_config.to_dict(),
+        "preprocess": model.preprocess.kind,
+        "dtype": str(model.dtype).replace("torch.", ""),
+        "train": config.to_dict(),
+        "data": data_info,
+    }
+
+    def write(stage: Path) -> None:
+        save_file(state, str(stage / "model.safetensors"), metadata={"softreg": __version__})
+        _write_json(stage / "config.json", config_doc)
+        _write_json(stage / "metrics.json", metrics)
+        with open(stage / "history.csv", "w", newline="") as f:
             rows = history.rows if history is not None else []
             columns = list(rows[0]) if rows else ["epoch", "avg_cost"]
             writer = csv.DictWriter(f, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
-        if out.exists():
-            _swap(tmp, out)
-        else:
-            os.replace(tmp, out)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):  # disk full, folder removed or made read-only meanwhile
-            raise UserInputError(
-                f"cannot write the run to {out} ({exc.strerror or exc}); free space or choose another --out."
-            ) from None
-        raise
+
+    io.commit_folder(out, write, owned=OWNED, what=f"the run to {out}", fix="free space or choose another --out")
     return out
-
-
-def _swap(new: Path, out: Path) -> None:
-    """Replace the run folder ``out`` by ``new``; on failure the old run is put back."""
-    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-    try:
-        os.replace(out, old / "run")
-        try:
-            os.replace(new, out)
-        except BaseException:
-            os.replace(old / "run", out)
-            raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_json(path: Path, doc: dict) -> None:
@@ -173,64 +185,75 @@ def _write_json(path: Path, doc: dict) -> None:
         f.write("\n")
 
 
+def expected_tensors(model_config: ModelConfig, preprocess_kind: str) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor a model of ``model_config`` holds, built on the meta
+    device: nothing is allocated, however large the config says the model is."""
+    import torch
+
+    with torch.device("meta"):
+        net = build_model(model_config)
+        model = Classifier(net, Preprocess(model_config.n_features, preprocess_kind), model_config.n_classes)
+    return {name: tuple(t.shape) for name, t in model.state_dict().items()}
+
+
 def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
-    """Rebuild the classifier (preprocessing included) saved by ``save_run``."""
+    """Rebuild the classifier (preprocessing included) saved by ``save_run``.
+
+    Every file is validated first (:mod:`softreg.schema`): config.json against its format,
+    the weights' header against the shapes config.json implies, metrics.json and
+    history.csv; only then is memory allocated and the model built.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = Path(path)
+    path = limits.check_path(path, "the run folder")
+    if not path.is_dir() and io.interrupted(path):  # a save cut between its two renames
+        with io.lock(path, what=str(path), fix="try again when it finishes"):
+            io.recover(path, OWNED)
     if not path.is_dir():
         raise UserInputError(f"{path}: no such run folder; pass the --out folder of a `softreg train`.")
     for name in ("config.json", "model.safetensors"):
         if not (path / name).is_file():
             raise UserInputError(f"{path}: {name} is missing; this is not a complete softreg run, train again.")
+    doc = runfiles.load_config(path / "config.json", __version__)
     try:
-        doc = json.loads((path / "config.json").read_text())
-        model_config = ModelConfig(**doc["model"])
-        if doc.get("format", 1) == 1:
-            flat = {k: v for k, v in doc["train"].items() if k not in RUNTIME_KEYS}
-            config = config_from_flat(flat, flat.pop("recipe", "default"))
-        else:
-            config = TrainConfig.from_dict(doc["train"])
-        data_info = doc["data"]
-        preprocess_kind = doc["preprocess"]
-        if preprocess_kind not in PREPROCESS or preprocess_kind == "auto":
-            raise ValueError(f"unknown preprocessing {preprocess_kind!r}")
-        classes = data_info["classes"]
-        if not isinstance(classes, list) or len(classes) != model_config.n_classes:
-            raise ValueError(f"data.classes does not list the model's {model_config.n_classes} classes")
-        if "spec" not in data_info:  # evaluate and predict find the data through it
-            raise KeyError("spec")
-        net = build_model(model_config)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-        detail = f"no {exc} entry" if isinstance(exc, KeyError) else " ".join(str(exc).split())
-        raise UserInputError(f"{path}/config.json is damaged ({detail}); train the run again.") from None
-    try:
-        state = load_file(str(path / "model.safetensors"))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserInputError(f"{path}/model.safetensors is damaged ({exc}); train the run again.") from None
-    schema = None
-    if data_info.get("schema"):
-        from softreg.data.tables import TableSchema
+        config = TrainConfig.from_dict(doc["train"])
+    except UserInputError as exc:
+        raise runfiles.damaged(path / "config.json", f"train: {exc}") from None
+    model_config = ModelConfig(**doc["model"])
+    weights = path / "model.safetensors"
+    header = runfiles.read_weights_header(weights)
+    runfiles.check_weights(weights, header, expected_tensors(model_config, doc["preprocess"]), doc["model"],
+                           doc.get("dtype", "float32"))
+    n_bytes = sum(8 * math.prod(shape) for _, shape in header.values())  # up to float64
+    limits.check_allocation(n_bytes, f"{path}'s model", "use a machine with more memory")
+    metrics = runfiles.load_metrics(path / "metrics.json")
+    history = runfiles.load_history(path / "history.csv")
+    schema_doc = doc["data"].get("schema")
+    table_schema = None
+    if schema_doc:
+        from softreg.data.columns import TableSchema
 
-        schema = TableSchema.from_dict(data_info["schema"])
-    model = Classifier(net, Preprocess(model_config.n_features, preprocess_kind), model_config.n_classes, schema)
+        table_schema = TableSchema.from_dict(schema_doc)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # the initial weights drawn here are replaced at once
+        net = build_model(model_config)
+    model = Classifier(net, Preprocess(model_config.n_features, doc["preprocess"]), model_config.n_classes,
+                       table_schema)
     if doc.get("dtype") == "float64":
         model.double()
     try:
+        state = load_file(str(weights))
         model.load_state_dict(state)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise runfiles.damaged(weights, str(exc)) from None
     except RuntimeError as exc:
         detail = " ".join(str(exc).split())
         detail = detail if len(detail) <= 300 else detail[:297] + "..."
         raise UserInputError(f"{path}: weights do not match config.json ({detail}); train again.") from None
-    metrics = {}
-    if (path / "metrics.json").is_file():
-        try:
-            metrics = json.loads((path / "metrics.json").read_text())
-        except (OSError, ValueError):
-            metrics = {}
     model.eval()
-    return LoadedRun(model.to(device), config, model_config, data_info, metrics, path)
+    return LoadedRun(model.to(device), config, model_config, doc["data"], metrics, path, history)
 
 
 def load_run_dataset(run: LoadedRun, data: str | None = None, data_dir: str | None = None) -> Dataset:

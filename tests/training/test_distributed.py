@@ -161,13 +161,20 @@ def test_resume_after_kill_9_of_the_whole_two_process_job(tmp_path):
     assert whole.returncode == 0, whole.stderr
     out = tmp_path / "killed"
     launcher = subprocess.Popen([sys.executable, "-m", "softreg", *map(str, args), "--out", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while _checkpoint_epoch(out) < 3 and launcher.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert launcher.poll() is None, "the job finished before it could be killed"
-    os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and both training processes at once
+    # the whole job at once: the training processes (the launcher's children) and the launcher
+    workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True,
+                                              text=True).stdout.split()]
+    for pid in [*workers, launcher.pid]:
+        os.kill(pid, signal.SIGKILL)
     launcher.wait(timeout=30)
+    for pid in workers:  # gone before resuming (they hold the run folder's lock while alive)
+        while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+            time.sleep(0.05)
     assert 3 <= _checkpoint_epoch(out) < 8 and not (out / "model.safetensors").exists()
     resumed = run_subprocess("train", "--resume", out, "--nproc", "2")
     assert resumed.returncode == 0, resumed.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 from typing import Optional, Sequence
 
 import typer
@@ -93,7 +92,9 @@ def data_spec(value: str) -> str:
         return key
     if key in DATA_ALIASES:
         return DATA_ALIASES[key]
-    path = Path(value)
+    from softreg.limits import check_path
+
+    path = check_path(value, "--data")  # a name over 255 bytes is one line, not an OSError
     if path.exists() or path.suffix or len(path.parts) > 1:
         return value
     close = difflib.get_close_matches(key, CHOICES["data"] + tuple(DATA_ALIASES), n=1, cutoff=0.5)

@@ -22,7 +22,8 @@ def evaluate(
     save: bool = typer.Option(True, "--save/--no-save", help="write RUN/evaluation.json"),
 ) -> None:
     """Score a saved run: accuracy, log loss, top-k, per-class precision / recall / F1, confusion matrix."""
-    from softreg.evaluate import check_top_k, evaluate_split, format_metrics, write_json
+    from softreg.evaluate import check_top_k, evaluate_split, format_metrics
+    from softreg.io import write_json
     from softreg.runs import load_run
     from softreg.training.device import resolve_device
 

@@ -81,6 +81,7 @@ def train(
         if not launched():
             raise typer.Exit(launch(nproc, ["train", *_without_nproc(cli_argv())]))
     del options["nproc"]
+    from softreg import limits
     from softreg.training.config import Runtime, make_config
     from softreg.training.job import DataArgs, default_out, resume_training, run_training
 
@@ -103,6 +104,9 @@ def train(
     if not mlp and (hidden is not None or activation is not None):
         raise UserInputError(f"--{'hidden' if hidden is not None else 'activation'} shapes an MLP's hidden layers; "
                              "add --model mlp (or leave the option out).")
+    # numeric options first, named as typed (the config checks the same bounds for library users)
+    limits.check_settings(dict(seed=seed, lr=lr, l2=l2, l1=l1, momentum=momentum, epochs=epochs,
+                               batch_size=batch_size, threads=threads, patience=patience, log_every=log_every))
     config = make_config(
         recipe, data_name=data, model=model, hidden=_parse_hidden(hidden), activation=activation,
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum, l2=l2,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from softreg.data.base import Dataset, Split
 from softreg.errors import UserInputError
 
@@ -27,14 +25,17 @@ def load_dataset(
         (see softreg.data.tabular.load_table).
     """
     from softreg.data import catalog, digits, lessons, tables, tabular
+    from softreg.limits import check_path
 
+    if data_dir is not None:
+        check_path(data_dir, "--data-dir")
     if name == "digits":
         return digits.digits().validate()
     if name in lessons.LESSON_TABLES:
         return lessons.LESSON_TABLES[name]().validate()
     if name in NAMED_IDX:
         return catalog.load_idx_dataset(name, data_dir=data_dir, download=download, progress=progress)
-    path = Path(name)
+    path = check_path(name, "--data")
     if tables.table_format(path) is not None or (path.is_dir() and not any(catalog.find_idx_files(path).values())
                                                  and tables.shard_files(path)):
         return tabular.load_table(path, label=label, **table_options)

@@ -19,7 +19,6 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
@@ -31,6 +30,8 @@ import torch
 from softreg.data.base import Dataset, Split
 from softreg.data.idx import read_idx
 from softreg.errors import UserInputError
+from softreg.io import atomic_write
+from softreg.limits import read_at_most
 
 __all__ = [
     "DATASETS",
@@ -50,6 +51,9 @@ ProgressCallback = Callable[[str, int, Union[int, None]], None]
 DOWNLOAD_TIMEOUT = 30.0  # seconds, per connection attempt / read
 _CHUNK = 1 << 16
 MAX_IMPLICIT_CLASSES = 10_000  # labels above this without a classes.txt are taken as corrupt
+MAX_CLASSES = 1_000_000  # names in classes.txt (the run folder's schema has the same limit)
+MAX_CLASS_NAME = 1000  # characters in one class name
+MAX_CLASSES_TXT_BYTES = 64 << 20
 
 # The four files of a dataset, by role, with their standard (gzipped) names.
 IDX_FILES: dict[str, str] = {
@@ -238,45 +242,36 @@ def _print_progress(url: str, done: int, total: int | None) -> None:
 def _fetch(url: str, folder: Path, target: str, md5: str | None, progress) -> None:
     """Download ``url`` into ``folder/target``; raise ``OSError``/``ValueError`` on failure.
 
-    The data is streamed into a hidden temporary file in ``folder`` that is
-    renamed to ``target`` only once complete and (when ``md5`` is given)
-    verified; on any failure the temporary file is removed.
+    The data is streamed through :func:`softreg.io.atomic_write`: ``target`` appears
+    only once complete and (when ``md5`` is given) verified; a failed download leaves
+    nothing. A failure to write (disk full) raises UserInputError instead.
     """
-    fd, tmp = tempfile.mkstemp(prefix=f".{target}.", suffix=".part", dir=folder)
-    try:
+
+    def download(out) -> None:
         digest = hashlib.md5()
-        with os.fdopen(fd, "wb") as out:
-            req = urllib.request.Request(url, headers={"User-Agent": "softreg"})
-            with urllib.request.urlopen(req, timeout=DOWNLOAD_TIMEOUT) as resp:
-                length = resp.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                done = 0
+        req = urllib.request.Request(url, headers={"User-Agent": "softreg"})
+        with urllib.request.urlopen(req, timeout=DOWNLOAD_TIMEOUT) as resp:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            done = 0
+            if progress:
+                progress(url, 0, total)
+            while True:
+                chunk = resp.read(_CHUNK)
+                if not chunk:
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
                 if progress:
-                    progress(url, 0, total)
-                while True:
-                    chunk = resp.read(_CHUNK)
-                    if not chunk:
-                        break
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(url, done, total)
-                if total is not None and done != total:
-                    raise ValueError(f"got {done} of {total} bytes")
-            out.flush()
-            os.fsync(out.fileno())
+                    progress(url, done, total)
+            if total is not None and done != total:
+                raise ValueError(f"got {done} of {total} bytes")
         got = digest.hexdigest()
         if md5 is not None and got != md5.lower():
             raise ValueError(f"MD5 mismatch (got {got}, expected {md5})")
-        os.replace(tmp, folder / target)
-        tmp = None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+
+    atomic_write(folder / target, download, fix="free disk space or set SOFTREG_DATA to another folder")
 
 
 def _download(info: DatasetInfo, folder: Path, progress) -> None:
@@ -308,6 +303,8 @@ def _download(info: DatasetInfo, folder: Path, progress) -> None:
             try:
                 _fetch(url, folder, filename, info.md5.get(filename), progress)
                 break
+            except UserInputError:  # the cache cannot be written: no mirror will help
+                raise
             except (OSError, ValueError, http.client.HTTPException) as exc:
                 failures.append(f"{url}: {_one_line(exc)}")
         else:
@@ -323,7 +320,14 @@ def _download(info: DatasetInfo, folder: Path, progress) -> None:
 
 def _read_classes_txt(path: Path) -> list[str]:
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, "rb") as f:
+            raw = read_at_most(f, MAX_CLASSES_TXT_BYTES)
+        if raw is None:
+            raise UserInputError(
+                f"{path} is larger than {MAX_CLASSES_TXT_BYTES >> 20} MB; give one class name per line "
+                f"(at most {MAX_CLASSES} names)."
+            )
+        text = raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserInputError(
             f"cannot read {path} ({_one_line(exc)}); make it a readable UTF-8 text file "
@@ -339,6 +343,17 @@ def _read_classes_txt(path: Path) -> list[str]:
         seen.add(n)
     if not names:
         raise UserInputError(f"{path} is empty; write one class name per line, in label order.")
+    if len(names) > MAX_CLASSES:
+        raise UserInputError(
+            f"{path} lists {len(names)} classes, more than the {MAX_CLASSES} softreg supports; "
+            "give one name per class actually used."
+        )
+    too_long = next((n for n in names if len(n) > MAX_CLASS_NAME), None)
+    if too_long is not None:
+        raise UserInputError(
+            f"{path} has a class name of {len(too_long)} characters ({too_long[:20]}...); "
+            f"names are limited to {MAX_CLASS_NAME}: shorten it."
+        )
     return names
 
 
@@ -353,6 +368,11 @@ def _read_images(path: Path) -> torch.Tensor:
         raise UserInputError(
             f"{path} has shape {tuple(x.shape)}; an image file must have 3 dimensions "
             "(count, height, width), like train-images-idx3-ubyte."
+        )
+    if x.shape[1] == 0 or x.shape[2] == 0:
+        raise UserInputError(
+            f"{path} holds images of {x.shape[1]}x{x.shape[2]} pixels; images need at least one "
+            "pixel in each direction: check the file's header."
         )
     return x
 

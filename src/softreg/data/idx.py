@@ -8,18 +8,21 @@ gzip magic bytes ``1f 8b``), never from the file name.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import math
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
 from softreg.errors import UserInputError
+from softreg.io import atomic_write
+from softreg.limits import check_allocation
 
 __all__ = ["IDX_TYPES", "read_idx", "write_idx"]
 
@@ -37,19 +40,14 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _FIX = "re-download or check the file"
 
 
-def _read_bytes(path: Path) -> bytearray:
-    """The whole file, with user-facing errors for the usual ways opening fails."""
+MAX_NDIM = 16  # IDX data in practice has 1 to 4 dimensions; NumPy stops at 64
+_CHUNK = 1 << 20  # bytes inflated or read at a time
+
+
+def _open(path: Path):
+    """Open for reading, with user-facing errors for the usual ways opening fails."""
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            buf = bytearray(size)
-            n = f.readinto(buf)
-            if n != size:  # file shrank while reading
-                del buf[n:]
-            rest = f.read()  # file grew while reading (or a pipe-like file)
-            if rest:
-                buf += rest
-            return buf
+        return open(path, "rb")
     except FileNotFoundError:
         raise UserInputError(
             f"IDX file not found: {path}; check the path (or let softreg download the dataset)."
@@ -69,13 +67,66 @@ def _read_bytes(path: Path) -> bytearray:
         ) from None
 
 
-def _gunzip(path: Path, raw: bytearray) -> bytes:
+def _read_upto(stream, n: int) -> bytes:
+    """Up to ``n`` bytes (fewer only at the end of the stream)."""
+    parts, got = [], 0
+    while got < n:
+        part = stream.read(min(n - got, _CHUNK))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
+
+
+def _header(path: Path, stream, where: str) -> tuple[int, tuple[int, ...], int]:
+    """Read and check the magic number and dimensions: (type code, dims, header length)."""
+    head = _read_upto(stream, 4)
+    if len(head) < 4:
+        raise UserInputError(
+            f"{path} is too short for an IDX header ({len(head)} bytes{where}); {_FIX}."
+        )
+    if head[0] != 0 or head[1] != 0:
+        first = " ".join(f"{b:02x}" for b in head)
+        raise UserInputError(
+            f"{path} is not an IDX file (it starts with bytes {first}, an IDX file starts with "
+            "00 00 <type> <ndim>); give an IDX file such as train-images-idx3-ubyte."
+        )
+    code, ndim = head[2], head[3]
+    if code not in IDX_TYPES:
+        known = ", ".join(f"0x{c:02X}" for c in IDX_TYPES)
+        raise UserInputError(
+            f"{path}: unknown IDX data type code 0x{code:02X} (known codes: {known}); "
+            "the file is corrupt or not an IDX file."
+        )
+    if ndim == 0:
+        raise UserInputError(
+            f"{path}: the IDX header declares 0 dimensions; the file is corrupt, {_FIX}."
+        )
+    if ndim > MAX_NDIM:
+        raise UserInputError(
+            f"{path}: the IDX header declares {ndim} dimensions, more than the {MAX_NDIM} softreg "
+            f"reads; the file is corrupt or not an IDX file, {_FIX}."
+        )
+    header_len = 4 + 4 * ndim
+    raw_dims = _read_upto(stream, 4 * ndim)
+    if len(raw_dims) < 4 * ndim:
+        raise UserInputError(
+            f"{path} is truncated: its IDX header needs {header_len} bytes for {ndim} "
+            f"dimensions, the file has {4 + len(raw_dims)}{where}; {_FIX}."
+        )
+    return code, struct.unpack(f">{ndim}I", raw_dims), header_len
+
+
+@contextlib.contextmanager
+def _gzip_errors(path: Path, size: int) -> Iterator[None]:
+    """Turn gzip / zlib failures while inflating into the one-line errors users see."""
     try:
-        return gzip.decompress(raw)
+        yield
     except EOFError:
         raise UserInputError(
             f"{path}: the gzip data is truncated (it ends before the end of the compressed "
-            f"stream; {len(raw)} bytes on disk); {_FIX}."
+            f"stream; {size} bytes on disk); {_FIX}."
         ) from None
     except (gzip.BadGzipFile, zlib.error, OSError) as exc:
         msg = " ".join(str(exc).split()) or type(exc).__name__
@@ -88,69 +139,71 @@ def read_idx(path: str | os.PathLike[str]) -> torch.Tensor:
     The tensor has the shape stored in the header and the matching dtype:
     uint8, int8, int16, int32, float32 or float64 (native byte order). Any
     problem with the file raises :class:`UserInputError` naming the file.
+
+    Nothing is trusted before it is checked: the first four bytes decide whether
+    the file is IDX at all; the header's size is checked against the file's size
+    (raw) and against the memory available before anything is allocated; gzip data
+    is inflated in bounded chunks that stop one byte past the header's size, so a
+    small file that inflates to gigabytes is refused after reading little.
     """
     path = Path(path)
-    buf: bytes | bytearray = _read_bytes(path)
-    if len(buf) == 0:
-        raise UserInputError(f"{path} is empty (0 bytes); {_FIX}.")
-    compressed = buf[:2] == _GZIP_MAGIC
-    where = " after decompression" if compressed else ""
-    if compressed:
-        buf = _gunzip(path, buf)  # type: ignore[arg-type]
-        if len(buf) == 0:
-            raise UserInputError(f"{path} holds an empty gzip stream; {_FIX}.")
+    with _open(path) as f:
+        size = os.fstat(f.fileno()).st_size
+        compressed = f.read(2) == _GZIP_MAGIC
+        f.seek(0)
+        if not compressed and size == 0:
+            raise UserInputError(f"{path} is empty (0 bytes); {_FIX}.")
+        where = " after decompression" if compressed else ""
+        with _gzip_errors(path, size):
+            stream = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
+            if compressed and not stream.peek(1):
+                raise UserInputError(f"{path} holds an empty gzip stream; {_FIX}.")
+            code, dims, header_len = _header(path, stream, where)
+            disk_dtype, native_dtype, type_name = IDX_TYPES[code]
+            count = math.prod(dims)
+            expected = count * disk_dtype.itemsize
+            shape = "x".join(str(d) for d in dims)
+            if not compressed and size - header_len != expected:
+                _size_error(path, shape, type_name, expected, size - header_len, where)
+            check_allocation(expected, f"{path} (shape {shape}, {type_name})",
+                             "the file is corrupt, or use a machine with more memory")
+            if compressed:
+                # grow as data arrives: memory follows what the file really holds, not its header
+                buf = bytearray()
+                while len(buf) < expected:
+                    part = stream.read(min(expected - len(buf), _CHUNK))
+                    if not part:
+                        break
+                    buf += part
+                if len(buf) < expected:
+                    _size_error(path, shape, type_name, expected, len(buf), where)
+                if stream.read(1):
+                    extra = len(_read_upto(stream, _CHUNK)) + 1
+                    more = f"at least {extra}" if extra >= _CHUNK else str(extra)
+                    _size_error(path, shape, type_name, expected, f"{more} more than that", where)
+                arr = np.frombuffer(buf, dtype=disk_dtype, count=count)
+            else:
+                arr = np.empty(count, dtype=disk_dtype)
+                got = f.readinto(memoryview(arr).cast("B"))
+                if got != expected:  # the file changed while reading
+                    _size_error(path, shape, type_name, expected, got, where)
+    if disk_dtype.itemsize > 1:
+        arr = arr.byteswap(inplace=True).view(native_dtype)  # in place: no second copy
+    return torch.from_numpy(arr.view(native_dtype).reshape(dims))
 
-    if len(buf) < 4:
-        raise UserInputError(
-            f"{path} is too short for an IDX header ({len(buf)} bytes{where}); {_FIX}."
-        )
-    if buf[0] != 0 or buf[1] != 0:
-        first = " ".join(f"{b:02x}" for b in buf[:4])
-        raise UserInputError(
-            f"{path} is not an IDX file (it starts with bytes {first}, an IDX file starts with "
-            "00 00 <type> <ndim>); give an IDX file such as train-images-idx3-ubyte."
-        )
-    code, ndim = buf[2], buf[3]
-    if code not in IDX_TYPES:
-        known = ", ".join(f"0x{c:02X}" for c in IDX_TYPES)
-        raise UserInputError(
-            f"{path}: unknown IDX data type code 0x{code:02X} (known codes: {known}); "
-            "the file is corrupt or not an IDX file."
-        )
-    if ndim == 0:
-        raise UserInputError(
-            f"{path}: the IDX header declares 0 dimensions; the file is corrupt, {_FIX}."
-        )
-    header_len = 4 + 4 * ndim
-    if len(buf) < header_len:
-        raise UserInputError(
-            f"{path} is truncated: its IDX header needs {header_len} bytes for {ndim} "
-            f"dimensions, the file has {len(buf)}{where}; {_FIX}."
-        )
-    dims = struct.unpack(f">{ndim}I", bytes(buf[4:header_len]))
-    disk_dtype, native_dtype, type_name = IDX_TYPES[code]
-    count = 1
-    for d in dims:
-        count *= d
-    expected = count * disk_dtype.itemsize
-    actual = len(buf) - header_len
-    shape = "x".join(str(d) for d in dims)
-    if actual < expected:
+
+def _size_error(path: Path, shape: str, type_name: str, expected: int, actual, where: str):
+    if isinstance(actual, int) and actual < expected:
         raise UserInputError(
             f"{path} is truncated: the header (shape {shape}, {type_name}) says {expected} data "
             f"bytes are expected, the file has {actual}{where}; {_FIX}."
         )
-    if actual > expected:
-        raise UserInputError(
-            f"{path} has {actual - expected} bytes more than its header (shape {shape}, "
-            f"{type_name}) says ({expected} data bytes expected, {actual} found{where}); "
-            f"the file is corrupt or not an IDX file; {_FIX}."
-        )
-
-    arr = np.frombuffer(buf, dtype=disk_dtype, count=count, offset=header_len)
-    if disk_dtype.itemsize > 1 or not arr.flags.writeable:
-        arr = arr.astype(native_dtype)  # byte swap (or copy out of read-only bytes)
-    return torch.from_numpy(arr.reshape(dims))
+    extra = actual - expected if isinstance(actual, int) else actual
+    raise UserInputError(
+        f"{path} has {extra} bytes more than its header (shape {shape}, "
+        f"{type_name}) says ({expected} data bytes expected{where}); "
+        f"the file is corrupt or not an IDX file; {_FIX}."
+    )
 
 
 def _as_numpy(data: Any) -> np.ndarray:
@@ -215,93 +268,65 @@ def write_idx(
         raise UserInputError(
             f"cannot write {path}: folder {folder} does not exist; create it first."
         )
-    tmp_name = None
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        with os.fdopen(fd, "wb") as raw:
-            if compress:
-                with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-                    gz.write(header)
-                    gz.write(memoryview(payload.reshape(-1).view(np.uint8)))
-            else:
-                raw.write(header)
-                raw.write(memoryview(payload.reshape(-1).view(np.uint8)))
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except PermissionError:
-        raise UserInputError(
-            f"cannot write {path}: permission denied; choose a writable folder."
-        ) from None
-    except OSError as exc:
-        raise UserInputError(
-            f"cannot write {path}: {exc.strerror or exc}; check the path and free disk space."
-        ) from None
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
-    return path
+    data = memoryview(payload.reshape(-1).view(np.uint8))
+
+    def write(raw) -> None:
+        if compress:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+                gz.write(header)
+                gz.write(data)
+        else:
+            raw.write(header)
+            raw.write(data)
+
+    return atomic_write(path, write, fix="check the path and free disk space")
 
 
 class IdxRows:
-    """Rows of an IDX file read a few at a time: random access (memory-mapped) for raw files,
-    in order (decompressed in chunks) for gzip files. The header is checked against the file size
-    (raw files) before any row is read."""
+    """Rows of an IDX file read a few at a time (streaming): random access (memory-mapped) for
+    raw files, in order (inflated in chunks) for gzip files. The header is checked as
+    ``read_idx`` checks it, and against the file size for raw files, before any row is read."""
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path)
-        try:
-            with open(self.path, "rb") as f:
-                self.compressed = f.read(2) == _GZIP_MAGIC
-        except OSError as exc:
-            raise UserInputError(f"cannot read {self.path}: {exc.strerror or exc}; {_FIX}.") from None
-        with self._open() as f:
-            head = f.read(4)
-            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES or head[3] == 0:
-                raise UserInputError(f"{self.path} is not an IDX file (bad header); give an IDX file such as "
-                                     "train-images-idx3-ubyte.")
-            ndim = head[3]
-            dims_raw = f.read(4 * ndim)
-            if len(dims_raw) < 4 * ndim:
-                raise UserInputError(f"{self.path} is truncated inside its header; {_FIX}.")
-        self.dims = struct.unpack(f">{ndim}I", dims_raw)
-        self.disk_dtype, self.dtype = IDX_TYPES[head[2]][0], IDX_TYPES[head[2]][1]
-        self.offset = 4 + 4 * ndim
+        with _open(self.path) as f:
+            self.compressed = f.read(2) == _GZIP_MAGIC
+        with self._stream() as stream, _gzip_errors(self.path, os.path.getsize(self.path)):
+            code, self.dims, self.offset = _header(self.path, stream, " after decompression" if self.compressed else "")
+        self.disk_dtype, self.dtype = IDX_TYPES[code][0], IDX_TYPES[code][1]
         self.n = self.dims[0]
         self.row_shape = tuple(self.dims[1:])
         self.row_items = int(np.prod(self.row_shape)) if self.row_shape else 1
         self.row_bytes = self.row_items * self.disk_dtype.itemsize
+        if self.row_items == 0:
+            raise UserInputError(f"{self.path}: its rows hold 0 values (shape {'x'.join(map(str, self.dims))}); {_FIX}.")
         if not self.compressed:
             size = os.path.getsize(self.path)
             if size != self.offset + self.n * self.row_bytes:
                 raise UserInputError(f"{self.path}: the header (shape {'x'.join(map(str, self.dims))}) does not "
                                      f"match the file size ({size} bytes); {_FIX}.")
 
-    def _open(self):
-        return gzip.open(self.path, "rb") if self.compressed else open(self.path, "rb")
+    def _stream(self):
+        return gzip.open(self.path, "rb") if self.compressed else _open(self.path)
 
     def rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) of a raw file, as native-dtype array (stop - start, *row_shape)."""
+        """Rows [start, stop) of a raw file, as a native-dtype array (stop - start, *row_shape)."""
         data = np.memmap(self.path, dtype=self.disk_dtype, mode="r", offset=self.offset + start * self.row_bytes,
                          shape=(stop - start, *self.row_shape))
         return np.array(data, dtype=self.dtype)
 
-    def chunks(self, size: int):
+    def chunks(self, size: int) -> Iterator[np.ndarray]:
         """Every row, in order, in arrays of up to ``size`` rows."""
         if not self.compressed:
             for start in range(0, self.n, size):
                 yield self.rows(start, min(start + size, self.n))
             return
-        with self._open() as f:
-            f.seek(self.offset)
+        with self._stream() as f, _gzip_errors(self.path, os.path.getsize(self.path)):
+            _read_upto(f, self.offset)
             for start in range(0, self.n, size):
                 count = min(size, self.n - start)
-                raw = f.read(count * self.row_bytes)
+                raw = _read_upto(f, count * self.row_bytes)
                 if len(raw) < count * self.row_bytes:
-                    raise UserInputError(f"{self.path} is truncated: it ends inside row {start + len(raw) // self.row_bytes}; "
-                                         f"{_FIX}.")
+                    raise UserInputError(f"{self.path} is truncated: it ends inside row "
+                                         f"{start + len(raw) // self.row_bytes}; {_FIX}.")
                 yield np.frombuffer(raw, dtype=self.disk_dtype).reshape(count, *self.row_shape).astype(self.dtype)

@@ -17,7 +17,7 @@ import torch
 
 from softreg.data.columns import MAX_CATEGORIES, TableSchema, numeric_values
 from softreg.data.shuffle import StreamSource
-from softreg.data.tables import (ID_ROWS, TableReader, check_text_columns, class_names, infer_schema,
+from softreg.data.tables import (ID_ROWS, TableReader, check_text_columns, classes_and_codes, infer_schema,
                                  label_arrow, stratified_split)
 from softreg.errors import UserInputError
 from softreg.preprocess import Moments, Preprocess
@@ -87,7 +87,7 @@ def open_table_stream(path: str | Path, *, preprocess: str, label: str | None = 
     reader = TableReader(path, header=header, sep=sep)
     schema = infer_schema(reader, label, drop, columns, impute)
     pieces, labels = _label_pass(reader, schema.label, where)
-    classes, codes = _classes_and_codes(labels, where)
+    classes, codes = classes_and_codes(labels, where)
     del labels
     held = np.zeros(len(codes), dtype=bool)
     if test is None:
@@ -104,29 +104,13 @@ def open_table_stream(path: str | Path, *, preprocess: str, label: str | None = 
         test_reader = TableReader(test, header=header, sep=sep)
         schema.check_columns(test_reader.names, str(test))
         test_pieces, test_labels = _label_pass(test_reader, schema.label, str(test))
-        test_codes = torch.from_numpy(_classes_and_codes(test_labels, str(test), classes)[1])
+        test_codes = torch.from_numpy(classes_and_codes(test_labels, str(test), classes)[1])
         test_source = _table_source(test_reader, schema, test_pieces, test_codes,
                                     np.ones(len(test_codes), dtype=bool), str(test))
     else:
         test_source = _table_source(reader, schema, pieces, codes_t, held, where) if held.any() else None
     return StreamData(name=path.name, source=str(path.resolve()), classes=classes, train=train, test=test_source,
                       preprocess=pre, schema=schema, feature_names=schema.feature_names()).validate()
-
-
-def _classes_and_codes(labels, where: str, classes: list[str] | None = None) -> tuple[list[str], np.ndarray]:
-    """Sorted classes (or the given ones) and each row's class index, computed in Arrow."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if classes is None:
-        classes = class_names(np.asarray(pc.unique(labels).to_pylist(), dtype=object))
-    index = pc.index_in(labels, value_set=pa.array(classes, type=pa.string()))
-    if index.null_count:
-        unknown = sorted(set(pc.filter(labels, pc.is_null(index)).to_pylist()))
-        shown = ", ".join(repr(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise UserInputError(f"{where}: label(s) {shown} are not among the model's {len(classes)} classes; "
-                             "use data labelled like the training data.")
-    return classes, index.to_numpy().astype(np.int64)
 
 
 def _label_pass(reader: TableReader, label: str, where: str) -> tuple[list[tuple], object]:

@@ -138,7 +138,13 @@ class TableReader:
             self.sep = "\t" if first.name.lower().replace(".gz", "").endswith((".tsv", ".tab")) else _sniff(lines)
         if len(self.sep) != 1:
             raise UserInputError(f"--sep must be one character; got {self.sep!r}. Example: --sep ';'.")
-        rows = list(csv.reader(lines, delimiter=self.sep))
+        try:
+            rows = [row for row in csv.reader(lines, delimiter=self.sep) if row]
+        except csv.Error as exc:
+            raise UserInputError(f"{first}: malformed CSV ({exc}); check quoting and delimiters (--sep).") from None
+        if not rows:
+            raise UserInputError(f"{first}: no rows found in the file's first {SAMPLE_BYTES} bytes; give a CSV "
+                                 "table with a header and rows.")
         if self.header is None:
             self.header = _looks_like_header(rows)
         if self.header:
@@ -434,9 +440,20 @@ def label_arrow(column, where: str, first_row: int = 0):
     return text
 
 
-def label_texts(column, where: str, first_row: int = 0) -> np.ndarray:
-    """An Arrow label column as an array of stripped strings; a missing label is an error."""
-    return np.asarray(label_arrow(column, where, first_row).to_numpy(zero_copy_only=False), dtype=object)
+def classes_and_codes(labels, where: str, classes: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """Sorted classes (or the given ones) and each row's class index, computed in Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if classes is None:
+        classes = class_names(np.asarray(pc.unique(labels).to_pylist(), dtype=object))
+    index = pc.index_in(labels, value_set=pa.array(classes, type=pa.string()))
+    if index.null_count:
+        unknown = sorted(set(pc.filter(labels, pc.is_null(index)).to_pylist()))
+        shown = ", ".join(repr(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise UserInputError(f"{where}: label(s) {shown} are not among the model's {len(classes)} classes; "
+                             "use data labelled like the training data.")
+    return classes, index.to_numpy().astype(np.int64)
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,8 @@ import torch
 
 from softreg.data.base import Dataset, Split
 from softreg.data.columns import TableSchema, fill_missing
-from softreg.data.tables import (ID_ROWS, TableReader, check_text_columns, class_names, fit_categories,
-                                 infer_schema, label_texts, stratified_split)
+from softreg.data.tables import (ID_ROWS, TableReader, check_text_columns, classes_and_codes, fit_categories,
+                                 infer_schema, label_arrow, stratified_split)
 from softreg.errors import UserInputError
 
 def load_table(
@@ -40,10 +40,9 @@ def load_table(
     reader = TableReader(path, header=header, sep=sep)
     schema = infer_schema(reader, label, drop, columns, impute)
     where = str(path)
+    _check_size(reader, schema, where)
     small = _first_pass(reader, schema)
-    labels = label_texts(small.column(schema.label), where)
-    classes = class_names(labels)
-    codes = _codes(labels, classes, where)
+    classes, codes = classes_and_codes(label_arrow(small.column(schema.label), where), where)
     if test is None:
         train_rows, test_rows = stratified_split(codes, test_fraction, seed)
     else:
@@ -79,9 +78,10 @@ def load_scoring_table(path: str | Path, schema: TableSchema, classes: list[str]
     has_label = schema.label in reader.names
     if labelled and not has_label:
         raise UserInputError(f"{where}: no label column {schema.label!r}; give a table with the labels to score it.")
+    _check_size(reader, schema, where)
     if has_label:
-        labels = label_texts(_concat(reader.batches([schema.label]), [schema.label]).column(schema.label), where)
-        codes = _codes(labels, classes, where, known=True)
+        labels = label_arrow(_concat(reader.batches([schema.label]), [schema.label]).column(schema.label), where)
+        codes = classes_and_codes(labels, where, list(classes))[1]
     else:
         codes = np.zeros(reader.count_rows(), dtype=np.int64)
     X = _features(reader, schema, np.arange(len(codes)), np.arange(0), where)
@@ -107,21 +107,21 @@ def _first_pass(reader: TableReader, schema: TableSchema):
     return table
 
 
-def _codes(labels: np.ndarray, classes: list[str], where: str, known: bool = False) -> np.ndarray:
-    index = {name: i for i, name in enumerate(classes)}
-    if known:
-        unknown = sorted(set(labels.tolist()) - set(index))
-        if unknown:
-            shown = ", ".join(repr(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
-            raise UserInputError(f"{where}: label(s) {shown} are not among the model's {len(classes)} classes; "
-                                 "use data labelled like the training data.")
-    return np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
+def _check_size(reader: TableReader, schema: TableSchema, where: str) -> None:
+    """Refuse a table too large for memory before reading it (Parquet knows its rows up front)."""
+    from softreg.limits import check_allocation
+
+    if reader.format == "parquet":
+        n = reader.count_rows()
+        per_row = len(schema.columns) * schema.input_dtype().itemsize + 24  # features, label, split index
+        check_allocation(n * per_row, f"the {n}-row table {where}",
+                         "train with --stream (bounded memory), or use fewer rows or columns")
 
 
 def _features(reader: TableReader, schema: TableSchema, train_rows: np.ndarray, test_rows: np.ndarray,
               where: str) -> np.ndarray:
     """The (R, F) feature matrix, training rows first, filled one record batch at a time."""
-    from softreg.guards import check_allocation
+    from softreg.limits import check_allocation
 
     n = len(train_rows) + len(test_rows)
     dtype = schema.input_dtype()

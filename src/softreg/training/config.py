@@ -16,7 +16,7 @@ IMPUTE = ("none", "mean", "median", "zero")
 OPTIMIZERS = ("sgd", "adam", "lbfgs")
 SCHEDULES = ("constant", "cosine")
 DTYPES = ("float32", "float64")
-MAX_SEED = 2**63 - 1  # torch.manual_seed's range
+MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit (softreg.limits.SETTINGS)
 
 
 @dataclass
@@ -123,8 +123,8 @@ class TrainConfig:
              "Example: --lr 0.1.")
         need(_is_real(o.momentum) and 0 <= o.momentum < 1, "momentum", o.momentum, "in [0, 1)",
              "Example: --momentum 0.9.")
-        need(_is_real(o.l2) and o.l2 >= 0, "l2", o.l2, "a finite number >= 0", "Example: --l2 0.0001.")
-        need(_is_real(o.l1) and o.l1 >= 0, "l1", o.l1, "a finite number >= 0", "Example: --l1 0.0001.")
+        need(_is_real(o.l2) and 0 <= o.l2 <= 1e6, "l2", o.l2, "a number in [0, 1e6]", "Example: --l2 0.0001.")
+        need(_is_real(o.l1) and 0 <= o.l1 <= 1e6, "l1", o.l1, "a number in [0, 1e6]", "Example: --l1 0.0001.")
         need(not (o.l1 > 0 and o.optimizer == "lbfgs"), "l1", o.l1,
              "0 with --optimizer lbfgs (L1 is not smooth)", "Use --optimizer sgd or adam with --l1.")
         need(o.schedule in SCHEDULES, "schedule", o.schedule, f"one of {', '.join(SCHEDULES)}",
@@ -133,7 +133,7 @@ class TrainConfig:
              "Example: --average 0.5.")
         need(o.epochs is None or (_is_int(o.epochs) and 1 <= o.epochs <= 10**7), "epochs", o.epochs,
              "an integer from 1 to 10000000", "Example: --epochs 10.")
-        need(o.batch_size is None or (_is_int(o.batch_size) and 0 <= o.batch_size <= 2**31),
+        need(o.batch_size is None or (_is_int(o.batch_size) and 0 <= o.batch_size <= 2**40),
              "batch_size", o.batch_size, "an integer >= 0 (0 = whole set)", "Example: --batch-size 100.")
         need(isinstance(o.shuffle, bool), "shuffle", o.shuffle, "true or false", "Use --shuffle or --no-shuffle.")
         need(isinstance(o.drop_last, bool), "drop_last", o.drop_last, "true or false", "Use --drop-last.")
@@ -178,11 +178,11 @@ class Runtime:
     def validate(self) -> "Runtime":
         if not isinstance(self.device, str) or not self.device:
             raise UserInputError(f"device must be a device name; got {self.device!r}. Example: --device cpu.")
-        for name in ("threads", "log_every", "checkpoint_every"):
+        for name, top in (("threads", 4096), ("log_every", 10**7), ("checkpoint_every", 10**7)):
             value = getattr(self, name)
-            if not _is_int(value) or not 0 <= value <= 10**6:
+            if not _is_int(value) or not 0 <= value <= top:
                 flag = "--" + name.replace("_", "-")
-                raise UserInputError(f"{name} must be an integer from 0 to 1000000; got {value!r}. "
+                raise UserInputError(f"{name} must be an integer from 0 to {top}; got {value!r}. "
                                      f"Example: {flag} 1.")
         if not _is_real(self.checkpoint_seconds) or self.checkpoint_seconds < 0:
             raise UserInputError(f"checkpoint_seconds must be a finite number >= 0; got "

@@ -3,6 +3,7 @@ progress and checkpoints, save the run folder; or resume such a job from its che
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -81,27 +82,41 @@ def _quiet(text: str = "") -> None:
 
 
 def _run(args, config, runtime, out, comm, *, echo, note, progress, resume) -> Path:
-    from softreg.runs import check_writable, save_result
-    from softreg.training.callbacks import Checkpointer, EpochLog, ProgressBar
-    from softreg.training.plan import describe, make_plan
-    from softreg.training.trainer import preprocess_kind, train
+    from softreg import io, limits
+    from softreg.runs import check_writable
 
     main = comm.rank == 0
     if not main:
         echo = note = _quiet
         progress = False
-    error = None
-    try:
-        if main:
-            check_threads(runtime.threads, note)
-            check_writable(out)
-        dataset = load_data(args, config, progress, comm)
-    except UserInputError as exc:  # found by one process: every process must hear of it
-        if comm.world == 1:
-            raise
-        error = str(exc)
-    if comm.world > 1:
-        comm.check(error)
+    with contextlib.ExitStack() as stack:
+        error = None
+        try:
+            if main:
+                check_threads(runtime.threads, note)
+                check_writable(out)
+                # held from here to the save: a second training into the same --out fails at once
+                stack.enter_context(io.lock(out, what=f"--out {out}", fix="choose another --out"))
+            dataset = load_data(args, config, progress, comm)
+            limits.check_model_size(dataset.n_features, config.model.hidden if config.model.kind == "mlp" else None,
+                                    dataset.n_classes)
+        except UserInputError as exc:  # found by one process: every process must hear of it
+            if comm.world == 1:
+                raise
+            error = str(exc)
+        if comm.world > 1:
+            comm.check(error)
+        return _train_and_save(args, config, runtime, out, comm, dataset, echo=echo, note=note,
+                               progress=progress, resume=resume)
+
+
+def _train_and_save(args, config, runtime, out, comm, dataset, *, echo, note, progress, resume) -> Path:
+    from softreg.runs import save_result
+    from softreg.training.callbacks import Checkpointer, EpochLog, ProgressBar
+    from softreg.training.plan import describe, make_plan
+    from softreg.training.trainer import preprocess_kind, train
+
+    main = comm.rank == 0
     for line in dataset.notes:
         note(line)
     n_test = len(dataset.test) if dataset.test is not None else 0
