@@ -63,8 +63,10 @@ class ProcessGroup:
 
         if not tensors:
             return
-        flat = torch.cat([t.reshape(-1).to(torch.float64) for t in tensors])  # float64: counts stay exact
-        flat = flat.to(self.device)
+        # in the widest dtype among them (float32 gradients go as float32: 4 bytes a value; batch
+        # counts are exact in float32 up to 2^24)
+        dtype = max((t.dtype for t in tensors), key=lambda d: torch.finfo(d).bits if d.is_floating_point else 0)
+        flat = torch.cat([t.reshape(-1).to(dtype) for t in tensors]).to(self.device)
         dist.all_reduce(flat)
         at = 0
         for t in tensors:

@@ -86,9 +86,9 @@ def _reduced_gradients(model: Classifier, batch: Batch, comm: Comm, forward=None
     batch = _on(next(model.parameters()).device, batch)
     cost, correct, grads = model.gradients(batch.X, batch.y, batch.w, batch.denom, forward=forward)
     if comm.world > 1:
-        counts = torch.stack([cost.to(torch.float64), correct.to(torch.float64)])
+        counts = torch.stack([cost.to(model.dtype), correct.to(model.dtype)])
         comm.reduce(([] if forward is not None else grads) + [counts])
-        cost, correct = counts[0], counts[1].to(torch.int64)
+        cost, correct = counts[0], counts[1].round().to(torch.int64)
     return cost, correct, grads
 
 
