@@ -111,6 +111,19 @@ class _Sink:
     def writable(self) -> bool:
         return True
 
+    # what stream writers (pyarrow's CSV and Parquet writers) also ask of a file; closing is
+    # atomic_write's job, so a writer that closes its sink leaves the temporary file open
+    closed = False
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
 
 def check_target(path: Path, what: str, fix: str) -> os.stat_result | None:
     """The target's lstat, or None when absent; refuse a symbolic link or a non-regular file."""

@@ -1,15 +1,14 @@
 """Batch prediction over a table: every row's predicted label and class probabilities, written to
-CSV or Parquet as the table is read (bounded memory), through a temporary file renamed at the end."""
+CSV or Parquet as the table is read (bounded memory), through softreg.io's atomic write."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from softreg import io
 from softreg.errors import UserInputError
 
 OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -45,11 +44,13 @@ def predict_table(run, table: str | Path, out: str | Path, keep: list[str] | Non
     feature_columns = [c.name for c in schema.columns]
     columns = list(dict.fromkeys(feature_columns + keep))
     names = keep + ["predicted"] + [f"p_{c}" for c in classes]
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.absolute().parent)
-    os.close(fd)
-    writer, rows = None, 0
-    try:
+    count = {"rows": 0}
+
+    def write(f) -> None:  # streamed into softreg.io's temporary file, renamed when complete
+        writer = None
+        sink = pa.PythonFile(f, mode="w")
         for batch in reader.batches(columns):
+            rows = count["rows"]
             X = schema.encode(batch, where=where, first_row=rows)
             if X.dtype.kind == "f" and np.isnan(X).any():
                 r, j = np.argwhere(np.isnan(X))[0]
@@ -61,36 +62,22 @@ def predict_table(run, table: str | Path, out: str | Path, keep: list[str] | Non
             arrays = [batch.column(c) for c in keep] + [pa.array(predicted.tolist(), type=pa.string())]
             arrays += [pa.array(probs[:, k]) for k in range(len(classes))]
             part = pa.record_batch(arrays, names=names)
-            writer = writer or _writer(kind, tmp, part.schema)
+            writer = writer or _writer(kind, sink, part.schema)
             writer.write_batch(part)
-            rows += batch.num_rows
+            count["rows"] += batch.num_rows
         if writer is None:
             raise UserInputError(f"{where}: the table has no rows to predict.")
         writer.close()
-        writer = None
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise UserInputError(f"cannot write {out} ({exc.strerror or exc}); choose another --out.") from None
-    finally:
-        if writer is not None:
-            writer.close()
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return out, rows
+
+    io.atomic_write(out, write, fix="choose another --out", what=f"--out {out}")
+    return out, count["rows"]
 
 
-def _writer(kind: str, path: str, schema):
+def _writer(kind: str, sink, schema):
     if kind == "csv":
         import pyarrow.csv as pcsv
 
-        return pcsv.CSVWriter(path, schema)
+        return pcsv.CSVWriter(sink, schema)
     import pyarrow.parquet as pq
 
-    return pq.ParquetWriter(path, schema)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    return pq.ParquetWriter(sink, schema)
