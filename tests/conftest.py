@@ -146,3 +146,16 @@ def assert_no_run_left(out: Path) -> None:
         stray = [p.name for p in parent.iterdir() if p.name.startswith(f".{out.name}.")
                  or p.name.startswith(".softreg-probe.")]
         assert not stray, stray
+
+
+def checkpoint_epoch(run: Path) -> int:
+    """The epochs a run folder's checkpoint has completed (-1 while there is none to read)."""
+    import json
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(run / "checkpoint" / "state.safetensors"), framework="pt") as f:
+            return json.loads(f.metadata()["softreg_checkpoint"])["state"]["epoch"]
+    except (OSError, KeyError, ValueError, RuntimeError):
+        return -1

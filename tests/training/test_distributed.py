@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import run_subprocess, write_idx_folder
+from conftest import checkpoint_epoch, run_subprocess, write_idx_folder
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="this torch has no gloo backend")
@@ -143,16 +143,6 @@ def test_streaming_a_folder_of_shards_on_two_processes(tmp_path):
     assert two["test_accuracy"] > 0.95
 
 
-def _checkpoint_epoch(run: Path) -> int:
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(run / "checkpoint" / "state.safetensors"), framework="pt") as f:
-            return json.loads(f.metadata()["softreg_checkpoint"])["state"]["epoch"]
-    except (OSError, KeyError, ValueError, RuntimeError):
-        return -1
-
-
 def test_resume_after_kill_9_of_the_whole_two_process_job(tmp_path):
     data = write_idx_folder(tmp_path / "idx", n_train=12000, n_test=200)
     args = ["train", "--data", data, "--device", "cpu", "--epochs", "8", "--batch-size", "16",
@@ -163,7 +153,7 @@ def test_resume_after_kill_9_of_the_whole_two_process_job(tmp_path):
     launcher = subprocess.Popen([sys.executable, "-m", "softreg", *map(str, args), "--out", str(out)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while _checkpoint_epoch(out) < 3 and launcher.poll() is None and time.monotonic() < deadline:
+    while checkpoint_epoch(out) < 3 and launcher.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert launcher.poll() is None, "the job finished before it could be killed"
     # the whole job at once: the training processes (the launcher's children) and the launcher
@@ -175,7 +165,7 @@ def test_resume_after_kill_9_of_the_whole_two_process_job(tmp_path):
     for pid in workers:  # gone before resuming (they hold the run folder's lock while alive)
         while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split()[2] != "Z":
             time.sleep(0.05)
-    assert 3 <= _checkpoint_epoch(out) < 8 and not (out / "model.safetensors").exists()
+    assert 3 <= checkpoint_epoch(out) < 8 and not (out / "model.safetensors").exists()
     resumed = run_subprocess("train", "--resume", out, "--nproc", "2")
     assert resumed.returncode == 0, resumed.stderr
     a, b = load_file(str(tmp_path / "whole" / "model.safetensors")), load_file(str(out / "model.safetensors"))

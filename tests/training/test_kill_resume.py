@@ -3,7 +3,6 @@ weights equal those of a run that was never interrupted, tensor for tensor."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -13,10 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file
 
-from conftest import run_subprocess, write_idx_folder
+from conftest import checkpoint_epoch, run_subprocess, write_idx_folder
 
 RUNS = {
     "mlp": ["--model", "mlp", "--hidden", "64", "--epochs", "6", "--batch-size", "32"],
@@ -41,15 +39,6 @@ def _parquet(folder: Path, n: int) -> Path:
     return folder / "t.parquet"
 
 
-def _checkpoint_epoch(run: Path) -> int:
-    path = run / "checkpoint" / "state.safetensors"
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return json.loads(f.metadata()["softreg_checkpoint"])["state"]["epoch"]
-    except (OSError, KeyError, ValueError, RuntimeError):
-        return -1
-
-
 @pytest.mark.parametrize("name", RUNS)
 def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, name):
     if name == "stream":
@@ -65,13 +54,13 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, name):
     proc = subprocess.Popen([sys.executable, "-m", "softreg", *map(str, args), "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
-    while _checkpoint_epoch(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
+    while checkpoint_epoch(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     assert proc.poll() is None, "the run finished before it could be killed at 70%"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert not (out / "model.safetensors").exists()  # no final run was written
-    killed_at = _checkpoint_epoch(out)
+    killed_at = checkpoint_epoch(out)
     assert 4 <= killed_at < 6
 
     resumed = run_subprocess("train", "--resume", out)
