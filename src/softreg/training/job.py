@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -129,7 +130,9 @@ def _train_and_save(args, config, runtime, out, comm, dataset, *, echo, note, pr
     for line in describe(config, plan, preprocess_kind(dataset, config), str(device), comm.world):
         echo(line)
     bar = ProgressBar() if progress else None
-    say = bar.print if bar is not None else echo
+    # on a terminal the epoch lines go through the bar (above it, never over it); redirected
+    # output gets them on stdout as usual
+    say = bar.print if bar is not None and sys.stdout.isatty() else echo
     callbacks = [EpochLog(say, plan.epochs, runtime.log_every)]
     if bar is not None:
         callbacks.append(bar)
