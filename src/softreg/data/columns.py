@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from softreg.data.csvfile import is_number
 from softreg.errors import UserInputError
 
 MAX_CATEGORIES = 10_000  # more distinct values than this in a text column is an error, not 10k features
@@ -107,7 +108,7 @@ class TableSchema:
             if c.kind == "categorical":
                 block = out[:, at : at + c.width]
                 block[:] = 0
-                index = pc.index_in(_as_text(data), value_set=_value_set(c))
+                index = pc.index_in(as_text(data), value_set=_value_set(c))
                 codes = index.to_numpy(zero_copy_only=False)
                 known = ~np.isnan(codes) if codes.dtype.kind == "f" else np.ones(n, bool)
                 rows = np.nonzero(known)[0]
@@ -118,7 +119,7 @@ class TableSchema:
         return out
 
 
-def _as_text(data):
+def as_text(data):
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -212,3 +213,105 @@ def impute_value(values: np.ndarray, how: str, name: str, where: str) -> float:
         raise UserInputError(f"{where}: column {name!r} has no values in the training rows to impute from; "
                              f"drop it with --drop {name} or use --impute zero.")
     return float(np.mean(known, dtype=np.float64) if how == "mean" else np.median(known))
+
+
+# -- inferring and fitting a table's schema ------------------------------------------------------
+
+LABEL_NAMES = ("label", "target", "class", "y")  # picked, case-insensitively, when --label is not given
+
+
+def _is_numeric_type(t) -> bool:
+    import pyarrow as pa
+
+    return (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
+            or pa.types.is_date(t) or pa.types.is_timestamp(t) or pa.types.is_time(t) or pa.types.is_duration(t)
+            or pa.types.is_null(t))
+
+
+def _is_text_type(t) -> bool:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def pick_label(names: list[str], label: str | None, where: str) -> str:
+    if label is not None:
+        if label in names:
+            return label
+        shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+        raise UserInputError(f"{where}: no column named {label!r}; columns are {shown}. Pass one of them with --label.")
+    lowered = [n.lower() for n in names]
+    for name in LABEL_NAMES:
+        if name in lowered:
+            return names[lowered.index(name)]
+    return names[-1]
+
+
+def infer_schema(reader, label: str | None = None, drop: list[str] | None = None,
+                 columns: list[str] | None = None, impute: str = "none") -> TableSchema:
+    """The label column and feature columns with their kinds (categories are fitted later)."""
+    where = str(reader.path)
+    names = reader.names
+    if len(names) < 2:
+        raise UserInputError(f"{where}: found one column; a table needs features and a label column.")
+    label = pick_label(names, label, where)
+    for option, given in (("--drop", drop or []), ("--columns", columns or [])):
+        unknown = [c for c in given if c not in names]
+        if unknown:
+            raise UserInputError(f"{where}: {option} names column(s) {', '.join(map(repr, unknown))} that the table "
+                                 f"does not have; columns are {', '.join(names[:20])}.")
+    features = [n for n in (columns if columns is not None else names) if n != label and n not in (drop or [])]
+    if not features:
+        raise UserInputError(f"{where}: no feature columns left besides the label {label!r}; keep at least one.")
+    cols = []
+    for name in features:
+        t = reader.declared[name]  # as stored (CSV: as inferred from the first rows)
+        if _is_numeric_type(t):
+            cols.append(Column(name, "numeric", str(t)))
+        elif _is_text_type(t):
+            cols.append(Column(name, "categorical", "string"))
+        else:
+            raise UserInputError(f"{where}: column {name!r} has type {t}, which softreg cannot use as a feature; "
+                                 f"leave it out with --drop {name}.")
+    return TableSchema(label=label, columns=cols, impute=impute)
+
+
+def mostly_numbers_check(values, name: str, where: str) -> None:
+    """A text column whose values are mostly numbers holds typos, not categories: say where."""
+    sample = [v for v in values[:2000] if v is not None and str(v).strip()]
+    if not sample:
+        return
+    bad = [v for v in sample if not is_number(str(v))]
+    if bad and len(bad) <= 0.5 * len(sample):
+        row = next(i for i, v in enumerate(values) if v is not None and str(v).strip() and not is_number(str(v)))
+        raise UserInputError(f"{where}: column {name!r}, data row {row + 1} holds {bad[0]!r}, not a number, in a "
+                             "column of numbers; fix the value, or --drop the column.")
+
+
+def check_text_columns(schema: TableSchema, table, where: str) -> None:
+    """Before fitting: a text column that is nearly all numbers holds a typo (say which cell)."""
+    for c in schema.columns:
+        if c.kind == "categorical":
+            mostly_numbers_check(as_text(table.column(c.name)).to_pylist()[:2000], c.name, where)
+
+
+def fit_categories(schema: TableSchema, table, where: str) -> None:
+    """Set each categorical column's categories from the training rows in ``table``."""
+    import pyarrow.compute as pc
+
+    for c in schema.columns:
+        if c.kind != "categorical":
+            continue
+        values = pc.unique(as_text(table.column(c.name))).drop_null().to_pylist()
+        if len(values) > MAX_CATEGORIES:
+            raise UserInputError(f"{where}: text column {c.name!r} has {len(values)} distinct values, too many to "
+                                 f"one-hot encode (limit {MAX_CATEGORIES}); leave it out with --drop {c.name}.")
+        if table.num_rows >= ID_ROWS and len(values) == table.num_rows:
+            raise UserInputError(f"{where}: text column {c.name!r} has a different value in every row (an "
+                                 f"identifier?); leave it out with --drop {c.name}.")
+        c.categories = sorted(values)
+
+
+ID_ROWS = 20  # tables at least this long are checked for identifier columns

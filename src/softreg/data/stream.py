@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softreg.data.columns import MAX_CATEGORIES, TableSchema, numeric_values
+from softreg.data.columns import MAX_CATEGORIES, TableSchema, as_text, numeric_values
 from softreg.data.shuffle import StreamSource
-from softreg.data.tables import (ID_ROWS, TableReader, check_text_columns, classes_and_codes, infer_schema,
-                                 label_arrow, stratified_split)
+from softreg.data.columns import ID_ROWS, check_text_columns, infer_schema
+from softreg.data.labels import classes_and_codes, label_arrow, stratified_split
+from softreg.data.tables import TableReader
 from softreg.errors import UserInputError
 from softreg.preprocess import Moments, Preprocess
 
@@ -146,8 +147,6 @@ def _fit_pass(reader: TableReader, schema: TableSchema, pieces, train_mask: np.n
     processes each reads every world-th piece and the results are merged."""
     import pyarrow.compute as pc
 
-    from softreg.data.columns import _as_text
-
     numeric = [c for c in schema.columns if c.kind == "numeric"]
     text = [c for c in schema.columns if c.kind == "categorical"]
     moments = Moments(len(numeric))
@@ -178,7 +177,7 @@ def _fit_pass(reader: TableReader, schema: TableSchema, pieces, train_mask: np.n
                 if schema.impute == "median" and block.shape[0]:
                     reservoir, kept = _reservoir(reservoir, kept, block, rng)
             for c in text:
-                values = pc.unique(_as_text(batch.column(c.name)).filter(mine)).drop_null().to_pylist()
+                values = pc.unique(as_text(batch.column(c.name)).filter(mine)).drop_null().to_pylist()
                 seen[c.name].update(values)
                 if len(seen[c.name]) > MAX_CATEGORIES:
                     raise UserInputError(f"{where}: text column {c.name!r} has over {MAX_CATEGORIES} distinct "

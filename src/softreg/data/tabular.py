@@ -10,8 +10,9 @@ import torch
 
 from softreg.data.base import Dataset, Split
 from softreg.data.columns import TableSchema, fill_missing
-from softreg.data.tables import (ID_ROWS, TableReader, check_text_columns, classes_and_codes, fit_categories,
-                                 infer_schema, label_arrow, stratified_split)
+from softreg.data.columns import ID_ROWS, check_text_columns, fit_categories, infer_schema
+from softreg.data.labels import classes_and_codes, label_arrow, stratified_split
+from softreg.data.tables import TableReader
 from softreg.errors import UserInputError
 
 def load_table(
