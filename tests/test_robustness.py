@@ -423,6 +423,22 @@ def test_a_signal_at_any_moment_is_one_line(tmp_path, sig, delay):
     assert_no_run_left(out)
 
 
+def test_a_signal_during_an_import_exits_at_once_without_raising(tmp_path):
+    """An exception raised inside an import may cross C++ frames (torch's pybind11 modules) and abort
+    the process; the handler ends the process itself, with the one line."""
+    (tmp_path / "slow_module.py").write_text(
+        "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n")
+    out = tmp_path / "out" / "run"
+    script = ("import sys\nfrom softreg import io, signals\nsignals.install()\n"
+              f"with io.lock({str(out)!r}):\n"
+              "    try:\n        import slow_module\n    except KeyboardInterrupt:\n"
+              "        print('raised')\n        sys.exit(5)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])})
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "softreg: interrupted\n")
+    assert list((tmp_path / "out").iterdir()) == []  # the lock held at that moment was removed
+
+
 def test_a_closed_pipe_on_stdout_exits_0_quietly(tmp_path):
     read_end, write_end = os.pipe()
     os.close(read_end)  # like `softreg ... | head -1` once head has gone

@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO, Callable, Union
 
+from softreg import signals
 from softreg.errors import UserInputError
 
 try:
@@ -181,6 +182,18 @@ def clean_stale_temporaries(folder: Path, name: str) -> list[Path]:
     return removed
 
 
+_LIVE_TEMPORARIES: set[Path] = set()  # being written by this process
+
+
+def _remove_live_temporaries() -> None:
+    for tmp in list(_LIVE_TEMPORARIES):
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+signals.at_abrupt_exit(_remove_live_temporaries)
+
+
 def atomic_write(path: str | os.PathLike, data: Data, *, fix: str = "choose another path",
                  what: str | None = None) -> Path:
     """Write ``data`` to ``path`` so that it holds the old content or the new, never a mix.
@@ -206,6 +219,7 @@ def atomic_write(path: str | os.PathLike, data: Data, *, fix: str = "choose anot
     except OSError as exc:
         raise UserInputError(f"cannot write {what}: {os_reason(exc)}; {fix}.") from None
     done, writer_error = False, None
+    _LIVE_TEMPORARIES.add(tmp)
     try:
         try_flock(fd)  # marks the temporary as alive for clean_stale_temporaries
         with os.fdopen(os.dup(fd), "wb") as f:
@@ -239,6 +253,7 @@ def atomic_write(path: str | os.PathLike, data: Data, *, fix: str = "choose anot
         if not done:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        _LIVE_TEMPORARIES.discard(tmp)
     return path
 
 

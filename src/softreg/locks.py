@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from softreg import signals
 from softreg.errors import UserInputError
 from softreg.io import absolute_path, os_reason, hidden_name, try_flock
 
@@ -40,6 +41,16 @@ class _Held:
 
 _HELD: dict[str, _Held] = {}
 _HELD_GUARD = threading.Lock()
+
+
+def _remove_held() -> None:
+    """A signal ends the process at once: remove the lock files it holds (no guard: it may be held)."""
+    for key in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.unlink(key)
+
+
+signals.at_abrupt_exit(_remove_held)
 
 
 def lock_file(path: str | os.PathLike) -> Path:

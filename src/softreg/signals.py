@@ -9,6 +9,12 @@ and crashed later). So the first signal also starts a watchdog: unless the comma
 has reported the interrupt within :data:`GRACE` seconds, the process prints the line and
 exits at once. A second signal exits at once too. Exiting at once is safe because every
 write is crash-safe (:mod:`softreg.io`): it is what ``kill -9`` does, minus the message.
+
+A signal that lands while a module is being imported exits at once without raising: an
+import may run Python under C++ frames (torch's pybind11 modules), where an exception
+aborts the process with a C++ traceback (``terminate called ...``, status -6). Whatever
+exits at once first runs the hooks registered with :func:`at_abrupt_exit`: the lock files
+and temporary files this process holds are removed, as the ``finally`` blocks would have.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from typing import Callable
 
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
@@ -25,6 +32,7 @@ CODES = {signal.SIGINT: EXIT_INTERRUPTED, signal.SIGTERM: EXIT_TERMINATED}
 
 _received: int | None = None  # the first signal of this command, if any
 _reported = False
+_abrupt_exit_hooks: list[Callable[[], None]] = []
 
 
 class Terminated(BaseException):
@@ -51,8 +59,18 @@ def report(signum: int) -> int:
     return CODES[signum]
 
 
+def at_abrupt_exit(hook: Callable[[], None]) -> None:
+    """Run ``hook`` (which must not raise, block or take locks) when a signal ends the process at once."""
+    _abrupt_exit_hooks.append(hook)
+
+
 def _exit_now(signum: int) -> None:
-    """End the process without unwinding: flush what was printed, report, exit."""
+    """End the process without unwinding: remove what the hooks name, flush, report, exit."""
+    for hook in _abrupt_exit_hooks:
+        try:
+            hook()
+        except Exception:  # noqa: BLE001 - the process is ending; nothing may stop that
+            pass
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -76,11 +94,22 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
+def _importing(frame) -> bool:
+    """Whether ``frame`` runs inside an import (a frame of importlib's bootstrap is on the stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def _handler(signum: int, frame) -> None:
     global _received
     if _received is not None:  # a second Ctrl-C: the user means it
         _exit_now(_received)
     _received = signum
+    if _importing(frame):
+        _exit_now(signum)
     import threading
 
     watchdog = threading.Timer(GRACE, _exit_now, args=(signum,))
