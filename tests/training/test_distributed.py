@@ -32,6 +32,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# digits' stratified test split holds 360 images: rounding (the sums' order differs with the number of
+# processes, and between CPUs) may flip one near-tie prediction, never more for these settings
+ONE_TEST_SAMPLE = 1 / 360 + 1e-9
+
+
 def _train(tmp_path: Path, name: str, *args, nproc: int = 1) -> Path:
     out = tmp_path / name
     extra = ["--nproc", str(nproc)] if nproc > 1 else []
@@ -42,21 +47,22 @@ def _train(tmp_path: Path, name: str, *args, nproc: int = 1) -> Path:
 
 @pytest.mark.parametrize("settings", [
     ["--optimizer", "lbfgs", "--lr", "1", "--epochs", "15"],
-    ["--model", "mlp", "--hidden", "16", "--epochs", "3", "--batch-size", "64"],  # Adam, through DDP
+    # Adam through DDP, trained far enough that few test predictions sit on a tie
+    ["--model", "mlp", "--hidden", "16", "--epochs", "20", "--batch-size", "64"],
 ], ids=["linear-lbfgs", "mlp-ddp-adam"])
 def test_two_processes_reach_the_one_process_result(tmp_path, settings):
     one = _metrics(_train(tmp_path, "one", "--data", "digits", *settings))
     two = _metrics(_train(tmp_path, "two", "--data", "digits", *settings, nproc=2))
     assert two["world_size"] == 2 and "world_size" not in one
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
-    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 0.002
+    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= ONE_TEST_SAMPLE
 
 
 def test_default_sgd_recipe_keeps_the_global_batch(tmp_path):
     one_dir = _train(tmp_path, "one", "--data", "digits")
     two_dir = _train(tmp_path, "two", "--data", "digits", nproc=2)
     one, two = _metrics(one_dir), _metrics(two_dir)
-    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 0.003
+    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= ONE_TEST_SAMPLE
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)  # same batches, up to rounding
     config = json.loads((two_dir / "config.json").read_text())
     assert config["train"]["optim"]["batch_size"] is None  # the plan's batch is global: 32 rows per update
@@ -80,7 +86,7 @@ def test_two_nodes_rendezvous_on_localhost_equal_one_process(tmp_path):
     two = _metrics(out)
     assert two["world_size"] == 2
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)
-    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= 0.002
+    assert abs(two["test_accuracy"] - one["test_accuracy"]) <= ONE_TEST_SAMPLE
     # one run folder, written by rank 0 alone; the other node printed nothing of the run
     assert "saved run to" in "".join(o[0] for o in outputs) and "".join(o[0] for o in outputs).count("saved run") == 1
 
