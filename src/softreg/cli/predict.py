@@ -30,7 +30,8 @@ def predict(
                                            "a table (CSV / Parquet) to predict every row of, with --out"),
     index: Optional[int] = typer.Option(None, "--index", help="predict test sample N"),
     random_sample: bool = typer.Option(False, "--random", help="predict a random test sample"),
-    features: Optional[str] = typer.Option(None, "--features", help="comma-separated feature values (tables)"),
+    features: Optional[str] = typer.Option(None, "--features", help="comma-separated feature values (tables); "
+                                           "index:value pairs such as '3:0.5 17:2' (svmlight models)"),
     invert: str = typer.Option("auto", "--invert", metavar=metavar("invert"), help="invert image colours (default: auto)"),
     fit: str = typer.Option("auto", "--fit", help="auto, dataset (crop the ink, scale and centre it as the "
                             "training images are) or resize (squeeze the whole picture); auto takes a "
@@ -60,7 +61,10 @@ def predict(
         prepared = predictor.prepare_image(image, invert=invert, fit=fit)
         X, notes, what = prepared.pixels.reshape(1, -1), [prepared.warnings], str(image)
     elif features is not None:
-        row = [v.strip() for v in features.split(",")] if predictor.schema is not None else _parse_features(features)
+        if predictor.sparse:  # index:value pairs, counted as in the training file
+            row = features
+        else:
+            row = [v.strip() for v in features.split(",")] if predictor.schema is not None else _parse_features(features)
         X, notes, what = predictor.encode_rows([row], names=["--features"]), None, "features"
     else:
         if random_sample:
@@ -80,7 +84,8 @@ def predict(
 
         from softreg.plots import prediction_figure, save_figure
 
-        save_figure(prediction_figure(X[0], torch.tensor(probs), predictor.classes, predictor.image_shape,
+        sample = X.to_dense()[0] if X.layout == torch.sparse_csr else X[0]
+        save_figure(prediction_figure(sample, torch.tensor(probs), predictor.classes, predictor.image_shape,
                                       true_label, feature_names=predictor.feature_names,
                                       pixel_max=predictor.pixel_max), show)
         echo(f"wrote {show}")

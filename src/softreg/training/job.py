@@ -101,6 +101,7 @@ def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Pat
 def load_data(args: DataArgs, config: TrainConfig, progress: bool = False):
     """The in-memory dataset the arguments name (table options apply to tables only)."""
     from softreg.data import load_dataset
+    from softreg.data.sparse import is_svmlight
     from softreg.data.tables import is_table
 
     table = is_table(Path(args.spec))
@@ -114,6 +115,8 @@ def load_data(args: DataArgs, config: TrainConfig, progress: bool = False):
             if value:
                 raise UserInputError(f"{option} applies to tables (CSV / Parquet); {args.spec} is not one. "
                                      "Leave the option out.")
+        if is_svmlight(args.spec):  # its test file is read with it: one feature numbering for both
+            return load_dataset(args.spec, label=args.label, test=args.test)
         dataset = load_dataset(args.spec, data_dir=args.data_dir, label=args.label, progress=progress)
         if args.test:
             dataset = with_test_set(dataset, args.test, args.data_dir)

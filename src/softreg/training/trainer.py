@@ -16,6 +16,7 @@ import torch
 
 from softreg.data.base import Dataset, Split
 from softreg.data.sources import InMemorySource
+from softreg.data.sparse import take_rows
 from softreg.errors import UserInputError
 from softreg.models import Classifier, ModelConfig, Preprocess, build_model
 from softreg.training.config import LESSON_TABLES, Runtime, TrainConfig, make_config
@@ -39,8 +40,10 @@ class TrainResult:
 
 def preprocess_kind(data: Dataset, config: TrainConfig) -> str:
     """The preprocessing a run uses: ``auto`` is pixels for images, none for the lessons' tables,
-    standardize otherwise."""
+    standardize otherwise; sparse (svmlight) data is never centred: standardize means scale."""
     kind = config.data.preprocess
+    if getattr(data, "index_base", None) is not None and kind in ("auto", "standardize"):
+        return "scale"
     if kind != "auto":
         return kind
     if getattr(data, "preprocess", None) is not None:
@@ -53,7 +56,8 @@ def preprocess_kind(data: Dataset, config: TrainConfig) -> str:
 def model_config_for(data: Dataset, config: TrainConfig) -> ModelConfig:
     m = config.model
     return ModelConfig(kind=m.kind, n_features=data.n_features, n_classes=data.n_classes,
-                       hidden=list(m.hidden), activation=m.activation, bias=m.bias, init=m.init)
+                       hidden=list(m.hidden), activation=m.activation, bias=m.bias, init=m.init,
+                       index_base=getattr(data, "index_base", None))
 
 
 def build_classifier(data: Dataset, config: TrainConfig, fit_preprocess: bool = True) -> Classifier:
@@ -86,8 +90,8 @@ def split_validation(data: Dataset, fraction: float, seed: int) -> tuple[Dataset
     stratify = y if counts[counts > 0].min() >= 2 and n_val >= (counts > 0).sum() else None
     tr, va = train_test_split(np.arange(len(y)), test_size=n_val, random_state=seed, stratify=stratify)
     tr, va = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
-    kept = data.with_train(Split(data.train.X[tr], data.train.y[tr]))
-    return kept, Split(data.train.X[va], data.train.y[va])
+    kept = data.with_train(Split(take_rows(data.train.X, tr), data.train.y[tr]))
+    return kept, Split(take_rows(data.train.X, va), data.train.y[va])
 
 
 def new_state(data: Dataset, config: TrainConfig, runtime: Runtime, *, has_validation: bool,
