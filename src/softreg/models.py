@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from softreg import functional as SF
+from softreg.data.sparse import t_mm
 from softreg.errors import UserInputError
 from softreg.preprocess import PREPROCESS, Preprocess  # noqa: F401  (re-exported)
 
@@ -61,7 +62,7 @@ class LinearModel(nn.Module):
             W = W * scale  # the layer seen by raw inputs
         B = x.shape[0]
         sparse = x.layout == torch.sparse_csr
-        if sparse:  # CSR (B, F) x dense: torch's sparse kernel; the scores come out (B, K)
+        if sparse:  # CSR (B, F) x dense (F, K): torch's sparse kernel; the scores come out (B, K)
             scores = torch.mm(x, W.t()).t().contiguous()  # (K, B)
         else:
             # Scores are handled as (K, B). On real minibatches they are computed as W @ X^T, about
@@ -79,8 +80,8 @@ class LinearModel(nn.Module):
         if w is not None:
             residual.mul_(w.unsqueeze(0))
         residual.div_(denom)
-        if sparse:  # R X as (X^T R^T)^T: X^T is X read column-wise (a CSC view), no dense X ever
-            grad_w = torch.mm(x.t(), residual.t().contiguous()).t()  # (F, K) -> (K, F) view
+        if sparse:  # R X as (X^T R^T)^T, no dense X ever; (F, K) row-major is the weight's own layout
+            grad_w = t_mm(x, residual.t().contiguous()).t()  # (F, K) -> (K, F) view
         else:
             grad_w = residual @ x  # (K, B) @ (B, F) -> (K, F)
         r = residual.sum(dim=1)  # (K,)
@@ -187,8 +188,8 @@ class MLP(nn.Module):
 
 
 class _SparseLinear(torch.autograd.Function):
-    """x W^T + b for CSR rows x (N, F); the weight gradient as (x^T G)^T, x^T being a column-wise
-    (CSC) view of x: several times faster on CPU than autograd's own rule for sparse inputs."""
+    """x W^T + b for CSR rows x (N, F); the weight gradient as (x^T G)^T (softreg.data.sparse.t_mm):
+    several times faster on CPU than autograd's own rule for sparse inputs."""
 
     @staticmethod
     def forward(ctx, x, weight, bias):
@@ -199,7 +200,7 @@ class _SparseLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
-        grad_w = torch.mm(x.t(), grad_out.contiguous()).t()  # (F, H) -> (H, F)
+        grad_w = t_mm(x, grad_out).t()  # (F, H) -> (H, F)
         return None, grad_w, grad_out.sum(0)
 
 
@@ -219,7 +220,7 @@ class _SparseLinearNoBias(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
-        return None, torch.mm(x.t(), grad_out.contiguous()).t()
+        return None, t_mm(x, grad_out).t()
 
 
 @dataclass
@@ -270,7 +271,17 @@ def build_model(config: ModelConfig) -> nn.Module:
         with torch.no_grad():
             for p in net.parameters():
                 p.zero_()
+    if config.index_base is not None:
+        _feature_major(net.linear if isinstance(net, LinearModel) else net.layers[0])
     return net
+
+
+def _feature_major(layer: nn.Linear) -> None:
+    """Store the first layer's weight (K, F) feature by feature (strides (1, K)), for sparse input:
+    torch's CSR x dense product runs over ten times faster with W^T row-major, the gradient
+    (softreg.data.sparse.t_mm) comes out in that layout, and the updates then run over memory in
+    order. The values, the shape and the saved tensor are the same."""
+    layer.weight = nn.Parameter(layer.weight.detach().t().contiguous().t())
 
 
 class Classifier(nn.Module):

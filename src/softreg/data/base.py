@@ -44,7 +44,7 @@ class Dataset:
     feature_names: list[str] | None = field(default=None)
     schema: object = None  # tables: the TableSchema that turned the columns into features
     notes: list[str] = field(default_factory=list)  # things worth telling the user about the data
-    index_base: int | None = None  # sparse (svmlight) data: the file index of feature 0 (LIBSVM: 1); None: dense
+    index_base: int | None = None  # sparse rows: the index of feature 0 in their source (LIBSVM files: 1); None: dense
 
     def with_train(self, train: Split) -> "Dataset":
         """The same dataset with another training split (a validation split held out, say)."""

@@ -64,7 +64,7 @@ def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Pat
     from softreg.training.callbacks import Checkpointer, EpochLog, ProgressBar
     from softreg.training.device import resolve_device
     from softreg.training.plan import describe, make_plan
-    from softreg.training.trainer import preprocess_kind, train
+    from softreg.training.trainer import preprocess_kind, runtime_for, train
 
     runtime.validate()
     check_threads(runtime.threads, note)
@@ -78,7 +78,7 @@ def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Pat
          f"{dataset.n_features} features, {dataset.n_classes} classes")
     n_fit = len(dataset.train) - (round(len(dataset.train) * config.stop.validation_fraction)
                                   if config.stop.validation_fraction else 0)
-    plan = make_plan(config, n_fit, dataset.n_features, runtime, device.type)
+    plan = make_plan(config, n_fit, dataset.n_features, runtime_for(dataset, runtime, device), device.type)
     for line in describe(config, plan, preprocess_kind(dataset, config), str(device)):
         echo(line)
     bar = ProgressBar() if progress else None

@@ -8,7 +8,7 @@ in-memory batch source and scores every split once.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 import numpy as np
@@ -94,6 +94,14 @@ def split_validation(data: Dataset, fraction: float, seed: int) -> tuple[Dataset
     return kept, Split(take_rows(data.train.X, va), data.train.y[va])
 
 
+def runtime_for(data, runtime: Runtime, device: torch.device) -> Runtime:
+    """The runtime as training uses it: sparse rows train on one CPU thread unless told otherwise
+    (two threads were slower for every sparse batch size measured here: BENCHMARKS.md)."""
+    if getattr(data, "index_base", None) is not None and not runtime.threads and device.type == "cpu":
+        return replace(runtime, threads=1)
+    return runtime
+
+
 def new_state(data: Dataset, config: TrainConfig, runtime: Runtime, *, has_validation: bool,
               device: torch.device, fit_preprocess: bool = True, model: Classifier | None = None) -> TrainState:
     """Build the classifier (unless ``model`` continues an earlier fit) and the TrainState,
@@ -109,7 +117,7 @@ def new_state(data: Dataset, config: TrainConfig, runtime: Runtime, *, has_valid
         generator = torch.Generator()
         generator.set_state(torch.get_rng_state())
     model.to(device=device, dtype=DTYPES[config.optim.dtype])
-    plan = make_plan(config, len(data.train), data.n_features, runtime, device.type)
+    plan = make_plan(config, len(data.train), data.n_features, runtime_for(data, runtime, device), device.type)
     return TrainState(model, config, plan, generator, stopping_for(config, has_validation))
 
 
