@@ -18,10 +18,15 @@ from __future__ import annotations
 import torch
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> float:
-    """a . b as a float. torch.dot goes to BLAS, whose result depends on the vectors' memory
-    alignment (a checkpointed state, read back elsewhere in memory, would then step differently);
-    a product and torch's own sum do not."""
-    return float((a * b).sum())
+    """a . b as a float (BLAS). Its last bits depend on where the vectors sit in memory, so every
+    vector of the state is a fresh (64-byte aligned) allocation, in a checkpointed run too."""
+    return float(torch.dot(a, b))
+
+
+def _flat_order(p: torch.Tensor) -> list[int]:
+    """The dimensions of p from the largest stride to the smallest: p.permute(order) is contiguous,
+    so flattening in that order follows p's memory (feature-major weights included)."""
+    return sorted(range(p.dim()), key=lambda i: -p.stride(i))
 
 
 ARMIJO, CURVATURE = 1e-4, 0.9  # the strong Wolfe conditions' constants (Nocedal and Wright, 3.6)
@@ -50,6 +55,7 @@ class LBFGSMethod:
     def __init__(self, params: list[torch.Tensor], lr: float = 1.0, max_iter: int = 20, max_eval: int | None = None,
                  history_size: int = 20, tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9):
         self.params = list(params)
+        self.orders = [_flat_order(p) for p in self.params]
         self.lr, self.max_iter, self.history_size = lr, max_iter, history_size
         self.max_eval = max_eval if max_eval is not None else max_iter * 5 // 4
         self.tolerance_grad, self.tolerance_change = tolerance_grad, tolerance_change
@@ -58,13 +64,14 @@ class LBFGSMethod:
     # -- flat views of the parameters --------------------------------------------------------
 
     def _flat_grad(self) -> torch.Tensor:
-        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in self.params])
+        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).permute(order).reshape(-1)
+                          for p, order in zip(self.params, self.orders)])
 
     def _move(self, t: float, d: torch.Tensor) -> None:
         at = 0
-        for p in self.params:
+        for p, order in zip(self.params, self.orders):
             n = p.numel()
-            p.add_(d[at : at + n].view_as(p), alpha=t)
+            p.permute(order).reshape(-1).add_(d[at : at + n], alpha=t)  # a view: p's own memory order
             at += n
 
     # -- the method ---------------------------------------------------------------------------
@@ -201,9 +208,9 @@ class LBFGSMethod:
         device = self.params[0].device
         state: dict = {"n_iter": 0, "old_dirs": [], "old_stps": [], "ro": []}
         for key, value in saved.items():
-            if isinstance(value, torch.Tensor):
-                value = value.to(device)
+            if isinstance(value, torch.Tensor):  # fresh copies: aligned as the vectors of a run never saved
+                value = value.to(device).clone()
             elif isinstance(value, list):
-                value = [v.to(device) if isinstance(v, torch.Tensor) else v for v in value]
+                value = [v.to(device).clone() if isinstance(v, torch.Tensor) else v for v in value]
             state[key] = value
         self.state = state
