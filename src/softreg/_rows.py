@@ -82,9 +82,10 @@ def _dense_keys(X: np.ndarray) -> np.ndarray:
 
 
 def _sparse_keys(X) -> np.ndarray:
-    """Per CSR row: sum over stored entries of (bits(value) + 1) * m_column, wrapping modulo 2^64."""
+    """Per CSR row: sum over stored entries of bits(value) * m_column, wrapping modulo 2^64: the
+    dense key of the same row (a zero's bits are 0), so dense and sparse input train alike."""
     m = _multipliers(X.shape[1])
-    terms = (X.data.view(np.uint32).astype(np.uint64) + np.uint64(1)) * m[X.indices]
+    terms = X.data.view(np.uint32).astype(np.uint64) * m[X.indices]
     running = np.zeros(len(terms) + 1, dtype=np.uint64)
     np.cumsum(terms, out=running[1:])
     return running[X.indptr[1:]] - running[X.indptr[:-1]]
