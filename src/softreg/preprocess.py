@@ -142,7 +142,8 @@ class Preprocess(nn.Module):
         pre = cls(n_features, kind)
         if kind == "pixels":
             if not pixel_max:
-                raise UserInputError("--preprocess pixels needs image data; use standardize or none for tables.")
+                raise UserInputError("--preprocess pixels needs image data; use standardize or none for tables and "
+                                     "svmlight files.")
             pre.scale.fill_(1.0 / pixel_max)
         elif kind in ("standardize", "scale"):
             moments = Moments(n_features)
