@@ -408,3 +408,24 @@ class Predictor:
         from softreg.plots import weight_templates
 
         return weight_templates(self.model, self.image_shape).float()
+
+
+def predict_svmlight_file(run, path: str | Path, out: str | Path) -> tuple[Path, int]:
+    """Score every line of an svmlight file with a sparse run's model, 8192 rows at a time; write
+    ``out`` (.csv: ``predicted`` and one ``p_<class>`` column per class) atomically."""
+    from softreg.data.sparse import load_scoring_svmlight, row_chunks
+    from softreg.evaluate import write_text
+
+    out = Path(out)
+    if out.suffix.lower() != ".csv":
+        raise UserInputError(f"--out {out}: predictions of an svmlight file are written to a .csv file.")
+    split = load_scoring_svmlight(path, run, labelled=False).test  # the labels, if any, are not needed
+    classes = [str(c) for c in run.data["classes"]]
+    device = next(run.model.parameters()).device
+    lines = [",".join(["predicted"] + [f"p_{c}" for c in classes])]
+    for chunk in row_chunks(split.X, CHUNK):
+        probs = run.model.predict_proba(chunk.to(device)).double().cpu()
+        for row, best in zip(probs.tolist(), probs.argmax(dim=1).tolist()):
+            lines.append(",".join([classes[best]] + [f"{p:.6g}" for p in row]))
+    write_text(out, "\n".join(lines) + "\n", "choose another --out")
+    return out, len(lines) - 1

@@ -47,7 +47,9 @@ def predict(
     from softreg.data.tables import table_format
     from softreg.predict import Predictor
 
-    if image is not None and (table_format(image) is not None or image.is_dir() or out is not None):
+    from softreg.data.sparse import is_svmlight
+
+    if image is not None and (table_format(image) is not None or is_svmlight(image) or image.is_dir() or out is not None):
         _predict_table(run_dir, image, out, keep)
         return
 
@@ -92,9 +94,23 @@ def predict(
 
 
 def _predict_table(run_dir: Path, table: Path, out: Optional[Path], keep: Optional[str]) -> None:
+    from softreg.data.sparse import is_svmlight
     from softreg.runs import load_run
     from softreg.table_predict import predict_table
 
+    if is_svmlight(table):
+        from softreg.predict import predict_svmlight_file
+
+        if out is None or keep:
+            raise UserInputError(f"{table}: predicting an svmlight file writes a .csv file; give --out "
+                                 "predictions.csv (and no --keep: the file has no columns to copy).")
+        run = load_run(run_dir)
+        if run.model_config.index_base is None:
+            raise UserInputError(f"{table} is an svmlight file but this model was trained on dense data; "
+                                 "give a table, an image or --features.")
+        written, rows = predict_svmlight_file(run, table, out)
+        echo(f"wrote {rows} predictions to {written}")
+        return
     if out is None:
         raise UserInputError(f"{table}: predicting a whole table writes a file; add --out predictions.csv "
                              "(or .parquet).")

@@ -387,9 +387,10 @@ def load_svmlight(path: str | Path, *, test: str | Path | None = None, test_frac
     return data.validate()
 
 
-def load_scoring_svmlight(path: str | Path, run):
+def load_scoring_svmlight(path: str | Path, run, labelled: bool = True):
     """A whole svmlight file, read with a sparse run's feature numbering, as the test split of a
-    Dataset with the run's classes (labels outside them are an error)."""
+    Dataset with the run's classes (labels outside them are an error; without ``labelled`` the
+    labels are not read: every line's first value is a placeholder)."""
     from softreg.data.base import Dataset, Split
 
     if not is_svmlight(path):
@@ -398,13 +399,13 @@ def load_scoring_svmlight(path: str | Path, run):
     mc = run.model_config
     [(X, labels)], base = read_svmlight([path], mc.index_base, mc.n_features)
     classes = [str(c) for c in run.data["classes"]]
-    names = np.array([class_name(v) for v in labels], dtype=object)
+    names = np.array([class_name(v) for v in labels] if labelled else [], dtype=object)
     known = {c: k for k, c in enumerate(classes)}
     unknown = sorted({str(n) for n in names if n not in known})
     if unknown:
         raise UserInputError(f"{path}: label(s) {', '.join(unknown[:5])} are not among the model's classes "
                              f"{', '.join(classes[:10])}; score data labelled like the training data.")
-    y = torch.tensor([known[n] for n in names], dtype=torch.int64)
+    y = torch.tensor([known[n] for n in names], dtype=torch.int64) if labelled else torch.zeros(len(labels), dtype=torch.int64)
     rows = from_scipy(X)
     if not bool(torch.isfinite(rows.values()).all()):
         raise UserInputError(f"{path}: the features contain NaN or infinite values; remove or impute them.")
