@@ -157,7 +157,8 @@ class Predictor:
             "index:value index:value ..." text (spaces or commas between pairs; the indices
             counted as in the training file) or a mapping {index: value}. Features not given are 0.
         """
-        from softreg.data.sparse import csr, from_scipy, is_sparse, parse_pairs
+        from softreg.data.sparse import csr, from_scipy, is_sparse
+        from softreg.data.svmlight import parse_pairs
 
         label = label or (lambda i: f"row {i}")
         if is_sparse(rows) or hasattr(rows, "tocsr"):
@@ -281,7 +282,7 @@ class Predictor:
 
     def _load_dataset(self):
         from softreg.data import load_dataset
-        from softreg.data.sparse import load_svmlight
+        from softreg.data.svmlight import load_svmlight
 
         spec = self.run.data.get("spec")
         try:
@@ -413,7 +414,8 @@ class Predictor:
 def predict_svmlight_file(run, path: str | Path, out: str | Path) -> tuple[Path, int]:
     """Score every line of an svmlight file with a sparse run's model, 8192 rows at a time; write
     ``out`` (.csv: ``predicted`` and one ``p_<class>`` column per class) atomically."""
-    from softreg.data.sparse import load_scoring_svmlight, row_chunks
+    from softreg.data.sparse import row_chunks
+    from softreg.data.svmlight import load_scoring_svmlight
     from softreg.evaluate import write_text
 
     out = Path(out)

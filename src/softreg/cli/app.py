@@ -130,7 +130,7 @@ def load_run_data(run, data: Optional[str], data_dir: Optional[str]):
     from softreg.runs import load_run_dataset
 
     if data is not None and run.model_config.index_base is not None:  # an svmlight file, numbered as in training
-        from softreg.data.sparse import load_scoring_svmlight
+        from softreg.data.svmlight import load_scoring_svmlight
 
         dataset = load_scoring_svmlight(data, run)
     else:

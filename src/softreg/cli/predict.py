@@ -47,7 +47,7 @@ def predict(
     from softreg.data.tables import table_format
     from softreg.predict import Predictor
 
-    from softreg.data.sparse import is_svmlight
+    from softreg.data.svmlight import is_svmlight
 
     if image is not None and (table_format(image) is not None or is_svmlight(image) or image.is_dir() or out is not None):
         _predict_table(run_dir, image, out, keep)
@@ -94,7 +94,7 @@ def predict(
 
 
 def _predict_table(run_dir: Path, table: Path, out: Optional[Path], keep: Optional[str]) -> None:
-    from softreg.data.sparse import is_svmlight
+    from softreg.data.svmlight import is_svmlight
     from softreg.runs import load_run
     from softreg.table_predict import predict_table
 

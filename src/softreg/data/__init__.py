@@ -26,7 +26,7 @@ def load_dataset(
     table_options : for tables, ``test``, ``drop``, ``columns``, ``header``, ``sep``, ``impute``
         (see softreg.data.tabular.load_table); for svmlight files, ``test``.
     """
-    from softreg.data import catalog, digits, lessons, sparse, tables, tabular
+    from softreg.data import catalog, digits, lessons, svmlight, tables, tabular
 
     if name == "digits":
         return digits.digits().validate()
@@ -35,13 +35,13 @@ def load_dataset(
     if name in NAMED_IDX:
         return catalog.load_idx_dataset(name, data_dir=data_dir, download=download, progress=progress)
     path = Path(name)
-    if sparse.is_svmlight(path):
+    if svmlight.is_svmlight(path):
         given = [k for k, v in table_options.items() if k != "test" and v not in (None, [], False, "none")]
         if given or label:
             option = (given or ["label"])[0]
             raise UserInputError(f"--{option} applies to tables (CSV / Parquet); {name} is an svmlight file, "
                                  "whose label is each line's first value. Leave the option out.")
-        return sparse.load_svmlight(path, test=table_options.get("test"))
+        return svmlight.load_svmlight(path, test=table_options.get("test"))
     if tables.table_format(path) is not None or (path.is_dir() and not any(catalog.find_idx_files(path).values())
                                                  and tables.shard_files(path)):
         return tabular.load_table(path, label=label, **table_options)

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softreg.data.sparse import class_name, from_scipy, line_problem, rebase
+from softreg.data.sparse import from_scipy
+from softreg.data.svmlight import class_name, line_problem, rebase
 from softreg.errors import UserInputError
 
 PIECE_BYTES = 4 << 20  # a piece of a plain file: about this many bytes, cut after a line break

@@ -61,7 +61,7 @@ class StreamData:
 def open_stream(args, config, progress=False) -> StreamData:
     """The streamed dataset that the command line's data arguments (a DataArgs) name."""
     from softreg.data import BUILTIN
-    from softreg.data.sparse import is_svmlight
+    from softreg.data.svmlight import is_svmlight
     from softreg.data.tables import is_table
 
     kind = config.data.preprocess

@@ -101,7 +101,7 @@ def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Pat
 def load_data(args: DataArgs, config: TrainConfig, progress: bool = False):
     """The in-memory dataset the arguments name (table options apply to tables only)."""
     from softreg.data import load_dataset
-    from softreg.data.sparse import is_svmlight
+    from softreg.data.svmlight import is_svmlight
     from softreg.data.tables import is_table
 
     table = is_table(Path(args.spec))
