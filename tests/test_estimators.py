@@ -323,7 +323,6 @@ def test_auto_optimizer_follows_the_size_of_the_problem(digits):
     Xb, yb = make_classification(n_samples=12_000, n_features=20, n_informative=10, n_classes=3, random_state=0)
     Xb = StandardScaler().fit_transform(Xb)
     large = SoftmaxRegressionClassifier(random_state=0).fit(Xb, yb)
-    plan_epochs = large.model_  # noqa: F841  (the model exists; the plan is checked through n_iter_)
     assert large.optimizer_ == "sgd" and large.batch_size_ == 256
     assert large.n_iter_ == 15  # the averaged plan: about 700 updates of 47 per epoch
     reference = LogisticRegression(C=1 / (1e-4 * len(yb)), max_iter=1000).fit(Xb, yb)

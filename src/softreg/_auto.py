@@ -16,6 +16,8 @@ smaller, so the recipe neither diverges on raw features nor crawls on l2-normali
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 LBFGS_MAX_SAMPLES = 10_000  # "auto" uses L-BFGS below this many samples ...
@@ -27,6 +29,16 @@ STEP = {"dense": 1.5, "sparse": 1.0}
 FULL_BATCH = 512
 PROBE_ROWS = 2048  # rows sampled to estimate lambda
 POWER_STEPS = 30
+
+
+def sparse_batch(n_samples: int, n_features: int, nnz: int) -> int:
+    """The smallest batch for sparse rows: F / (2 x non-zeros per row) as a power of two, at most
+    16384 and n/8. Each update also costs a few passes over the K x F weights whatever the batch;
+    with 2^20 hashed features and a few hundred non-zeros per row, batches of n/50 would spend
+    nearly all their time there (BENCHMARKS.md)."""
+    per_row = max(1.0, nnz / max(1, n_samples))
+    wanted = 2 ** int(round(math.log2(max(1.0, n_features / (2 * per_row)))))
+    return int(max(16, min(wanted, 16384, max(16, n_samples // 8))))
 
 
 def choose_optimizer(n_samples: int, n_parameters: int) -> str:

@@ -314,7 +314,7 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             )
         self.optimizer_ = optimizer
         full = optimizer == "lbfgs"
-        batch = auto_batch_size(n_samples) if partial and self.batch_size == "auto" else self._batch(n_samples)
+        batch = auto_batch_size(n_samples) if partial and self.batch_size == "auto" else self._batch(n_samples, X)
         self.batch_size_ = n_samples if full else min(batch, n_samples)
         self.learning_rate_ = self._learning_rate(X, optimizer, self.batch_size_)
         if partial and optimizer == "adam" and self.learning_rate == "auto":
@@ -362,9 +362,15 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             return float(self.average)
         return AVERAGE if self.optimizer == "auto" else 0.0
 
-    def _batch(self, n_samples: int) -> int:
-        """batch_size='auto': n/50 as a power of two in [16, 512], as the command line's plan."""
-        return auto_batch_size(n_samples) if self.batch_size == "auto" else int(self.batch_size)
+    def _batch(self, n_samples: int, X) -> int:
+        """batch_size='auto': n/50 as a power of two in [16, 512], as the command line's plan;
+        for sparse rows at least F / (2 x non-zeros per row) (softreg._auto.sparse_batch)."""
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        batch = auto_batch_size(n_samples)
+        if sp.issparse(X):
+            batch = max(batch, _auto.sparse_batch(n_samples, X.shape[1], X.nnz))
+        return batch
 
     def _penalties(self) -> tuple[float, float]:
         """(l1, l2) strengths for TrainConfig."""
@@ -532,7 +538,7 @@ class MLPClassifier(_SoftregClassifier):
             return 0.01  # a network's curvature is not the data's: scikit-learn's MLP default
         return super()._learning_rate(X, optimizer, batch_size)
 
-    def _batch(self, n_samples: int) -> int:
+    def _batch(self, n_samples: int, X) -> int:
         """batch_size='auto': min(200, n_samples), as scikit-learn's MLPClassifier."""
         return 200 if self.batch_size == "auto" else int(self.batch_size)
 

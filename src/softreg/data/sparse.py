@@ -1,9 +1,10 @@
 """Sparse rows as torch CSR tensors: build, gather, slice, join, scale, and the products with them.
 
 A sparse split holds its rows as one ``torch.sparse_csr`` tensor of shape (N, F): ``crow`` (N + 1,),
-``col`` (nnz,) and ``val`` (nnz,), int64 indices (torch's sparse x dense products run about twice
-as fast with them as with int32 on CPU). Every helper here works on whatever device the tensor is
-on (CPU or CUDA): row gathers are index arithmetic, never a Python loop over rows. Files of
+``col`` (nnz,) and ``val`` (nnz,), with int32 indices when they fit (half the memory of int64, and
+torch's product with a feature-major weight runs as fast: BENCHMARKS.md). Every helper here works
+on whatever device the tensor is on (CPU or CUDA): row gathers are index arithmetic, never a
+Python loop over rows. Files of
 sparse rows: softreg.data.svmlight.
 """
 
@@ -41,15 +42,17 @@ def parts(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 
 def from_scipy(X, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> torch.Tensor:
-    """A SciPy sparse matrix (any format) as a CSR tensor with int64 indices, duplicates summed."""
+    """A SciPy sparse matrix (any format) as a CSR tensor, duplicates summed; int32 indices when
+    the non-zeros and the columns fit, else int64."""
     import scipy.sparse as sp
 
     X = sp.csr_matrix(X)
     if not X.has_canonical_format:
         X = X.copy()
         X.sum_duplicates()  # also sorts each row's indices
-    crow = torch.from_numpy(np.asarray(X.indptr, dtype=np.int64))
-    col = torch.from_numpy(np.asarray(X.indices, dtype=np.int64))
+    index = np.int32 if max(X.nnz, *X.shape) < np.iinfo(np.int32).max else np.int64
+    crow = torch.from_numpy(np.asarray(X.indptr, dtype=index))
+    col = torch.from_numpy(np.asarray(X.indices, dtype=index))
     val = torch.from_numpy(np.asarray(X.data)).to(dtype)
     return csr(crow.to(device), col.to(device), val.to(device), X.shape)
 
@@ -81,9 +84,9 @@ def _take_rows_numpy(X: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     r = rows.numpy()
     starts = crow[r]
     counts = crow[r + 1] - starts
-    new_crow = np.zeros(len(r) + 1, dtype=np.int64)
+    new_crow = np.zeros(len(r) + 1, dtype=crow.dtype)
     np.cumsum(counts, out=new_crow[1:])
-    pos = np.repeat(starts - new_crow[:-1], counts)  # entry k of output row i: starts[i] + (k - new_crow[i])
+    pos = np.repeat((starts - new_crow[:-1]).astype(np.int64), counts)  # entry k of row i: starts[i] + k - new_crow[i]
     pos += np.arange(len(pos))
     return csr(torch.from_numpy(new_crow), torch.from_numpy(col[pos]), torch.from_numpy(val[pos]), (len(r), X.shape[1]))
 
