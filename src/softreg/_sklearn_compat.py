@@ -5,8 +5,12 @@ scikit-learn keeps its parameter constraints (``Interval``, ``StrOptions``, the 
 estimators import them from here: scikit-learn's own objects where they exist (so the
 common checks see the errors they expect), else the small stand-ins below, which follow the
 same rules and messages for the kinds of constraint softreg uses: ``Interval`` over Integral
-or Real, ``StrOptions``, ``None``, a type, ``"boolean"``, ``"random_state"`` and
-``"array-like"``.
+or Real, ``StrOptions``, ``None``, a type, ``"boolean"``, ``"random_state"``, ``"verbose"``
+and ``"array-like"``.
+
+The estimator callbacks (``set_callbacks``, ``sklearn.callback.ProgressBar``) are public from
+scikit-learn 1.9; with an older one, ``CallbackSupportMixin`` is an empty class, ``with_callbacks``
+leaves ``fit`` as it is and ``CALLBACKS`` is False (the estimators then offer ``verbose`` only).
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Interval", "StrOptions", "check_sample_weight", "validate_params", "SKLEARN_HELPERS"]
+__all__ = ["Interval", "StrOptions", "check_sample_weight", "validate_params", "SKLEARN_HELPERS",
+           "CallbackSupportMixin", "with_callbacks", "CALLBACKS"]
 
 
 class InvalidParameterError(ValueError, TypeError):
@@ -78,6 +83,8 @@ def _satisfied(constraint: Any, val: Any) -> bool:
     if constraint == "random_state":
         return (val is None or isinstance(val, np.random.RandomState)
                 or (isinstance(val, Integral) and not isinstance(val, bool) and 0 <= val <= 2**32 - 1))
+    if constraint == "verbose":
+        return isinstance(val, (Integral, np.bool_)) and not isinstance(val, str) and val >= 0
     if constraint == "array-like":
         return (not isinstance(val, (str, bytes)) and not np.isscalar(val)
                 and (hasattr(val, "__len__") or hasattr(val, "shape") or hasattr(val, "__array__")))
@@ -92,6 +99,7 @@ def _describe(constraint: Any) -> str:
     return {"boolean": "an instance of 'bool' or an instance of 'numpy.bool'",
             "random_state": "an int in the range [0, 4294967295], an instance of "
                             "'numpy.random.mtrand.RandomState' or None",
+            "verbose": "an int in the range [0, inf), an instance of 'bool' or an instance of 'numpy.bool'",
             "array-like": "an array-like"}.get(constraint, str(constraint))
 
 
@@ -153,3 +161,18 @@ def validate_params(estimator: Any) -> None:
         method()
     else:
         _fallback_validate(estimator)
+
+
+try:
+    from sklearn.callback import CallbackSupportMixin, with_callbacks
+
+    CALLBACKS = True
+except ImportError:  # scikit-learn < 1.9: no estimator callbacks
+
+    class CallbackSupportMixin:  # type: ignore[no-redef]
+        """Stand-in: no set_callbacks."""
+
+    def with_callbacks(method):  # type: ignore[no-redef]
+        return method
+
+    CALLBACKS = False

@@ -1,29 +1,31 @@
 """scikit-learn estimators over softreg's models and trainer.
 
-``SoftmaxRegressionClassifier`` (multinomial), ``LogisticRegressionClassifier``
-(binary only) and ``MLPClassifier`` keep the estimator contract: ``__init__``
-only stores parameters, whose rules are declared in ``_parameter_constraints``;
-``fit`` returns self; learned attributes end in ``_``. Both ``fit`` and
-``partial_fit`` train through softreg.training's one loop: ``fit`` runs
-``training.fit`` on a fresh TrainState; ``partial_fit`` runs one
-``training.train_epoch`` on a TrainState kept between calls.
+``SoftmaxRegressionClassifier`` (multinomial), ``LogisticRegressionClassifier`` (binary only)
+and ``MLPClassifier`` keep the estimator contract: ``__init__`` only stores parameters, whose
+rules are declared in ``_parameter_constraints``; ``fit`` returns self; learned attributes end
+in ``_``. Both ``fit`` and ``partial_fit`` train through softreg.training's one loop: ``fit``
+runs ``training.fit`` on a fresh TrainState; ``partial_fit`` runs one ``training.train_epoch``
+on a TrainState kept between calls.
 
 Every fit minimises the weighted mean cross-entropy plus
-``alpha * (l1_ratio * |W|_1 + (1 - l1_ratio) / 2 * ||W||^2)`` over the weight
-matrices (biases are not penalised), as SGDClassifier does. With penalty 'l2'
-and ``alpha = 1 / (C * n_samples)`` this is LogisticRegression's objective
-divided by ``C * n_samples``.
+``alpha * (l1_ratio * |W|_1 + (1 - l1_ratio) / 2 * ||W||^2)`` over the weight matrices
+(biases are not penalised), as SGDClassifier does. With penalty 'l2' and
+``alpha = 1 / (C * n_samples)`` this is LogisticRegression's objective divided by ``C * n_samples``.
 
-- X is dense or SciPy sparse. Sparse input is made dense for training (and
-  8192 rows at a time for scoring), which suits moderate sizes.
-- Training runs in float32. Scoring runs in float64, so a row's result does
-  not depend on which other rows are scored with it.
-- Sample weights, times class weights, are rescaled to average 1: only their
-  ratios matter. Rows with zero weight are dropped, and rows repeated exactly
-  (same features, same label) become one row carrying their total weight, so
-  integer sample weights train exactly like repeated rows, in any row order.
-- Random draws use a private torch random state seeded from ``random_state``;
-  the caller's Python, NumPy and torch random states are left as they were.
+- X is dense or SciPy sparse. Sparse rows stay sparse: CSR batches, sparse x dense products,
+  a sparse first layer for the MLP; scoring reads them 8192 rows at a time.
+- The linear estimators' ``optimizer='auto'`` picks full-batch L-BFGS for small problems and
+  the command line's recipe (momentum SGD, weights averaged over the last 75% of about 700
+  updates, a step set from the data's scale) for large ones: see softreg._auto and BENCHMARKS.md.
+- Training runs in float32. Scoring runs in float64, so a row's result does not depend on
+  which other rows are scored with it.
+- Sample weights, times class weights, are rescaled to average 1: only their ratios matter.
+  Rows with zero weight are dropped, and rows repeated exactly (same features, same label)
+  become one row carrying their total weight, seen in an order fixed by their content, so
+  integer sample weights train exactly like repeated rows (softreg._rows: always with weights,
+  and without them up to 8 million stored values).
+- Random draws use a private torch random state seeded from ``random_state``; the caller's
+  Python, NumPy and torch random states are left as they were.
 """
 
 from __future__ import annotations
@@ -43,46 +45,30 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.func import functional_call
 
-from softreg._sklearn_compat import Interval, StrOptions, check_sample_weight, validate_params
+from softreg import _auto, _fit_hooks
+from softreg._estimator_docs import LINEAR_DOC, MLP_DOC, PARAMETERS_DOC
+from softreg._rows import prepare_rows
+from softreg._sklearn_compat import (CallbackSupportMixin, Interval, StrOptions, check_sample_weight,
+                                     validate_params, with_callbacks)
 from softreg.data.base import Dataset, Split
 from softreg.data.sources import InMemorySource
+from softreg.data.sparse import from_scipy, take_rows
 from softreg.models import scores_to_log_proba
 from softreg.training.config import Runtime, TrainConfig, config_from_flat
 from softreg.training.device import resolve_device
 from softreg.training.loop import cpu_threads, train_epoch
 from softreg.training.loop import fit as train_fit
+from softreg.training.plan import auto_batch_size, describe, make_plan
 from softreg.training.state import History
 from softreg.training.trainer import new_state, split_validation
 
-AUTO_LEARNING_RATE = {"lbfgs": 1.0, "adam": 1e-3, "sgd": 1e-2}  # learning_rate="auto", per optimizer
+ADAM_LEARNING_RATE = 1e-3  # learning_rate='auto' with Adam (scikit-learn's MLPClassifier default) ...
+ADAM_ONLINE_LEARNING_RATE = 3e-3  # ... and in partial_fit, where one pass must learn (BENCHMARKS.md)
+LBFGS_LEARNING_RATE = 1.0  # L-BFGS's first trial step, scaled by its line search
+AVERAGE = 0.75  # the recipe's averaging window: the last 75% of the updates (softreg.training.config)
 ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "logistic": "sigmoid"}  # logistic: sklearn's name
 SCORE_CHUNK = 8192  # rows scored at once
 DTYPES = (np.float64, np.float32)  # accepted as given; anything else becomes float64
-
-
-def _merge_rows(X: np.ndarray, codes: np.ndarray, weights: np.ndarray | None):
-    """Drop zero-weight rows; merge rows repeated exactly into one row weighted by their total.
-
-    X : (n, F) float; codes : (n,) int64 class indices; weights : (n,) or None.
-    Returns float32 X (m, F), codes (m,) and mean-1 weights (m,), or None when all are
-    equal. Rows come out in an order fixed by their content (their hash), so equal
-    weighted sets of rows give bit-identical training.
-    """
-    if weights is not None:
-        keep = weights > 0
-        X, codes, weights = X[keep], codes[keep], weights[keep]
-    rows = np.ascontiguousarray(np.column_stack([X.astype(np.float64, copy=False), codes]))
-    odd = np.random.RandomState(0).randint(1, 2**63, size=rows.shape[1], dtype=np.uint64) | np.uint64(1)
-    keys = rows.view(np.uint64) @ odd  # (n,) hash of the bits, wrapping mod 2**64
-    _, first, group = np.unique(keys, return_index=True, return_inverse=True)
-    counts = np.bincount(group)
-    shared = counts[group] > 1
-    if not np.array_equal(rows[shared], rows[first[group[shared]]]):  # a hash collision: sort exactly
-        _, first, group = np.unique(rows, axis=0, return_index=True, return_inverse=True)
-    total = np.bincount(group.ravel(), weights=weights)
-    X = np.ascontiguousarray(X[first], dtype=np.float32)
-    merged = None if np.all(total == total[0]) else total * (len(total) / total.sum())
-    return X, codes[first], merged
 
 
 def _decision(scores: torch.Tensor) -> torch.Tensor:
@@ -96,22 +82,24 @@ def _stochastic(estimator: "_SoftregClassifier") -> bool:
     if estimator.optimizer == "lbfgs":
         raise AttributeError(
             f"partial_fit needs a minibatch optimizer, but this {type(estimator).__name__} has "
-            "optimizer='lbfgs' (full batch). Set optimizer='sgd' or optimizer='adam'."
+            "optimizer='lbfgs' (full batch). Set optimizer='auto', 'sgd' or 'adam'."
         )
     return True
 
 
-class _SoftregClassifier(ClassifierMixin, BaseEstimator):
+class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     """Parameters, fitting and scoring shared by the three estimators; subclasses name the model."""
 
     _kind = "softmax"
     _parameter_constraints: dict = {
         "penalty": [StrOptions({"l2", "l1", "elasticnet"}), None],
-        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],  # alpha="auto" (a regularisation path) goes here
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
-        "optimizer": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "optimizer": [StrOptions({"auto", "lbfgs", "sgd", "adam"})],
         "learning_rate": [Interval(Real, 0, 1e6, closed="right"), StrOptions({"auto"})],
+        "schedule": [StrOptions({"constant", "cosine"})],
+        "average": [Interval(Real, 0, 1, closed="both"), StrOptions({"auto"})],
         "momentum": [Interval(Real, 0, 1, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -122,20 +110,24 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "device": [str],
+        "verbose": ["verbose"],
     }
 
     def __init__(self, *, penalty: str | None = "l2", alpha: float = 1e-4, l1_ratio: float = 0.15,
-                 class_weight: dict | str | None = None, optimizer: str = "lbfgs",
-                 learning_rate: float | str = "auto", momentum: float = 0.9, batch_size: int | str = "auto",
-                 max_iter: int = 100, tol: float = 1e-4, n_iter_no_change: int = 10,
-                 early_stopping: bool = False, validation_fraction: float = 0.1, warm_start: bool = False,
-                 random_state: int | np.random.RandomState | None = None, device: str = "cpu"):
+                 class_weight: dict | str | None = None, optimizer: str = "auto",
+                 learning_rate: float | str = "auto", schedule: str = "constant", average: float | str = "auto",
+                 momentum: float = 0.9, batch_size: int | str = "auto", max_iter: int = 100, tol: float = 1e-4,
+                 n_iter_no_change: int = 10, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 warm_start: bool = False, random_state: int | np.random.RandomState | None = None,
+                 device: str = "cpu", verbose: int = 0):
         self.penalty = penalty
         self.alpha = alpha
         self.l1_ratio = l1_ratio
         self.class_weight = class_weight
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.schedule = schedule
+        self.average = average
         self.momentum = momentum
         self.batch_size = batch_size
         self.max_iter = max_iter
@@ -146,12 +138,16 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         self.warm_start = warm_start
         self.random_state = random_state
         self.device = device
+        self.verbose = verbose
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         return tags
 
+    # ------------------------------------------------------------------ fitting
+
+    @with_callbacks
     def fit(self, X, y, sample_weight=None) -> _SoftregClassifier:
         """Train on X, y: from a fresh initialisation, or from the current weights with warm_start.
 
@@ -159,9 +155,10 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         y : array-like of shape (n_samples,), labels of any type
         sample_weight : array-like of shape (n_samples,), optional relative weight of each sample
 
-        Runs up to ``max_iter`` epochs; stops earlier once the training cost (or, with
-        early_stopping, the validation cost) has not improved by more than ``tol`` for
-        ``n_iter_no_change`` epochs. Returns self.
+        L-BFGS and unaveraged SGD / Adam run up to ``max_iter`` epochs and stop earlier once the
+        training cost (or, with early_stopping, the validation cost) has not improved by more
+        than ``tol`` for ``n_iter_no_change`` epochs. Averaged SGD / Adam follow their plan
+        (about 700 updates, at most ``max_iter`` epochs). Returns self.
         """
         validate_params(self)
         warm = self.warm_start and hasattr(self, "model_")
@@ -177,35 +174,31 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         codes = np.searchsorted(classes, y).astype(np.int64)
         weights = self._row_weights(X, y, codes, sample_weight, partial=False)
-        X, codes, weights = _merge_rows(X.toarray() if sp.issparse(X) else X, codes, weights)
+        rows, codes, weights = prepare_rows(X, codes, weights)
         seed = self._seed()
-        config = self._config(len(codes), epochs=self.max_iter, seed=seed)
-        data = self._dataset(torch.from_numpy(X), torch.from_numpy(codes))
+        config, planned = self._settings(rows, len(codes), seed, partial=False)
+        data = self._dataset(rows, codes)
         w = None if weights is None else torch.from_numpy(weights).float()
         validation = None
         if self.early_stopping:
             data, validation, w = self._hold_out(data, w, seed)
         device = resolve_device(self.device)
-        state = new_state(data, config, Runtime(device=self.device), has_validation=validation is not None,
+        runtime = Runtime(device=self.device)
+        state = new_state(data, config, runtime, has_validation=validation is not None,
                           device=device, model=self.model_ if warm else None)
         source = InMemorySource(data.train.X, data.train.y, None if w is None else w.to(state.model.dtype),
                                 device=device)
         val_source = None if validation is None else InMemorySource(validation.X, validation.y, device=device)
-        train_fit(state, source, validation=val_source)
+        lines = describe(config, state.plan, "none", str(device)) if self.verbose else []
+        callbacks, root = _fit_hooks.fit_callbacks(self, X, y, sample_weight, state.plan.epochs, lines)
+        train_fit(state, source, validation=val_source, callbacks=callbacks)
         self.model_ = state.model
-        history = state.history
-        converged = len(history) < state.plan.epochs  # the stopping rule ended it
         self._state = None  # partial_fit after fit starts a fresh optimizer
-        self.history_ = history
-        self.n_iter_ = len(history)
-        self.loss_curve_ = list(history.avg_cost)
-        if not converged:
-            watched = "validation" if self.early_stopping else "training"
-            warnings.warn(
-                f"{type(self).__name__} ran max_iter={self.max_iter} epochs and the {watched} cost was "
-                f"still improving by more than tol={self.tol}; raise max_iter (or tol) to let it converge.",
-                ConvergenceWarning,
-            )
+        self.history_ = state.history
+        self.n_iter_ = len(state.history)
+        self.loss_curve_ = list(state.history.avg_cost)
+        _fit_hooks.end_fit(self, root, X, y, sample_weight)
+        self._warn_unconverged(state, planned)
         return self
 
     @available_if(_stochastic)
@@ -217,7 +210,10 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         classes : array-like of shape (n_classes,), every label; required on the first call
         sample_weight : array-like of shape (n_samples,), optional relative weight of each sample
 
-        Only with optimizer 'sgd' or 'adam'. Returns self.
+        With optimizer 'auto' or 'sgd': momentum SGD (its step set from the first call's data
+        unless learning_rate is given); with 'adam', Adam (learning rate 0.003 unless given).
+        Minibatches of n/50 rows of the first call (16 to 512) unless batch_size is given. No
+        weight averaging: the weights after a call are the model. Returns self.
         """
         validate_params(self)
         first = not hasattr(self, "model_")
@@ -241,18 +237,18 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         codes = np.searchsorted(self.classes_, y).astype(np.int64)
         weights = self._row_weights(X, y, codes, sample_weight, partial=True)
         device = resolve_device(self.device)
-        Xt = torch.tensor(X.toarray() if sp.issparse(X) else X, dtype=torch.float32)
+        rows = self._tensor(X)
         wt = None if weights is None else torch.tensor(weights / weights.mean(), dtype=torch.float32)
         state = getattr(self, "_state", None)
         if state is None:
-            config = self._config(len(codes), epochs=10**7, seed=self._seed())
-            data = self._dataset(Xt, torch.from_numpy(codes))
+            config, _ = self._settings(X, len(codes), self._seed(), partial=True)
+            data = self._dataset(X, codes, rows)
             state = self._state = new_state(data, config, Runtime(device=self.device), has_validation=False,
                                             device=device, model=None if first else self.model_)
             if first:
                 self.model_ = state.model
                 self.history_, self.n_iter_, self.loss_curve_ = History(), 0, []
-        source = InMemorySource(Xt, torch.from_numpy(codes), None if wt is None else wt.to(state.model.dtype),
+        source = InMemorySource(rows, torch.from_numpy(codes), None if wt is None else wt.to(state.model.dtype),
                                 device=device)
         with cpu_threads(state.plan.threads, device):
             train_epoch(state, source)
@@ -263,6 +259,8 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         self.history_.append(epoch=self.n_iter_, avg_cost=cost, accuracy=accuracy)
         self.loss_curve_.append(cost)
         return self
+
+    # ------------------------------------------------------------------ scoring
 
     def decision_function(self, X) -> np.ndarray:
         """Scores: (n_samples,) log-odds of ``classes_[1]`` for two classes, else (n_samples, n_classes)."""
@@ -283,7 +281,8 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[index.cpu().numpy()]
 
     def _scores(self, X) -> torch.Tensor:
-        """The network's float64 scores for raw X: (n, C), or (n,) logits for a one-output head."""
+        """The network's float64 scores for raw X (sparse rows stay sparse): (n, C), or (n,) logits
+        for a one-output head."""
         check_is_fitted(self)
         X = validate_data(self, X, accept_sparse="csr", dtype=DTYPES, reset=False)
         model = self.model_
@@ -293,18 +292,132 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
         with torch.no_grad():
             for start in range(0, X.shape[0], SCORE_CHUNK):
                 xb = X[start : start + SCORE_CHUNK]
-                xb = torch.tensor(xb.toarray() if sp.issparse(xb) else xb, dtype=torch.float64, device=device)
+                xb = (from_scipy(xb, torch.float64, device) if sp.issparse(xb)
+                      else torch.tensor(xb, dtype=torch.float64, device=device))
                 chunks.append(functional_call(model, state, (xb,)))
         return torch.cat(chunks)
+
+    # ------------------------------------------------------------------ the fit's settings
+
+    def _settings(self, X, n_samples: int, seed: int, *, partial: bool) -> tuple[TrainConfig, int]:
+        """(the TrainConfig of a fit or of partial_fit's calls, the epochs its plan asks for).
+
+        Every setting is given, so the trainer's defaults (tuned for the command line) do not leak in.
+        """
+        l1, l2 = self._penalties()
+        optimizer = self._optimizer_for(X, n_samples, partial)
+        if l1 > 0 and optimizer == "lbfgs":
+            raise ValueError(
+                f"penalty={self.penalty!r} has an L1 part, which optimizer='lbfgs' cannot minimise (it is not "
+                "smooth). Use optimizer='sgd' or 'adam' (L1 is then applied as a soft-threshold step after "
+                "each update), or penalty='l2'."
+            )
+        self.optimizer_ = optimizer
+        full = optimizer == "lbfgs"
+        batch = auto_batch_size(n_samples) if partial and self.batch_size == "auto" else self._batch(n_samples, X)
+        self.batch_size_ = n_samples if full else min(batch, n_samples)
+        self.learning_rate_ = self._learning_rate(X, optimizer, self.batch_size_)
+        if partial and optimizer == "adam" and self.learning_rate == "auto":
+            self.learning_rate_ = ADAM_ONLINE_LEARNING_RATE
+        share = self._average_share()
+        averaged = not (full or partial or self.early_stopping) and share > 0 and not l1
+        hidden, activation = self._architecture()
+        settings = dict(
+            model=self._kind, hidden=hidden, activation=activation, bias=True, init="default",
+            preprocess="none", epochs=10**7 if partial else int(self.max_iter),
+            batch_size=0 if full else self.batch_size_, lr=self.learning_rate_, optimizer=optimizer,
+            momentum=float(self.momentum), l2=l2, l1=l1, schedule="constant" if full or partial else self.schedule,
+            average=share if averaged else 0.0,
+            validation_fraction=float(self.validation_fraction) if self.early_stopping else 0.0,
+            early_stopping=bool(self.early_stopping), stall_stop=not (self.early_stopping or averaged),
+            patience=int(self.n_iter_no_change), tol=float(self.tol), shuffle=True, drop_last=False, seed=seed,
+        )
+        planned = int(self.max_iter)
+        if averaged:  # the recipe's plan: about 700 updates, at most max_iter epochs
+            planned = make_plan(config_from_flat({**settings, "epochs": None}), n_samples, 1).epochs
+            settings["epochs"] = min(planned, int(self.max_iter))
+        return config_from_flat(settings), planned
+
+    def _optimizer_for(self, X, n_samples: int, partial: bool) -> str:
+        if self.optimizer != "auto":
+            return self.optimizer
+        if partial:
+            return "sgd"
+        outputs = 1 if self._kind == "logistic" else len(self.classes_)
+        return _auto.choose_optimizer(n_samples, (X.shape[1] + 1) * outputs)
+
+    def _learning_rate(self, X, optimizer: str, batch_size: int) -> float:
+        if self.learning_rate != "auto":
+            return float(self.learning_rate)
+        if optimizer == "lbfgs":
+            return LBFGS_LEARNING_RATE
+        if optimizer == "adam":
+            return ADAM_LEARNING_RATE
+        head = 4.0 if self._kind == "logistic" else float(len(self.classes_))
+        return _auto.sgd_learning_rate(X, head, batch_size, sp.issparse(X))
+
+    def _average_share(self) -> float:
+        """average='auto': the recipe's 0.75 when optimizer='auto' chose SGD, else 0 (plain SGD / Adam)."""
+        if self.average != "auto":
+            return float(self.average)
+        return AVERAGE if self.optimizer == "auto" else 0.0
+
+    def _batch(self, n_samples: int, X) -> int:
+        """batch_size='auto': n/50 as a power of two in [16, 512], as the command line's plan;
+        for sparse rows at least F / (2 x non-zeros per row) (softreg._auto.sparse_batch)."""
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        batch = auto_batch_size(n_samples)
+        if sp.issparse(X):
+            batch = max(batch, _auto.sparse_batch(n_samples, X.shape[1], X.nnz))
+        return batch
+
+    def _penalties(self) -> tuple[float, float]:
+        """(l1, l2) strengths for TrainConfig."""
+        alpha = float(self.alpha)
+        if self.penalty is None:
+            return 0.0, 0.0
+        ratio = {"l1": 1.0, "l2": 0.0, "elasticnet": float(self.l1_ratio)}[self.penalty]
+        return alpha * ratio, alpha * (1.0 - ratio)
+
+    def _architecture(self) -> tuple[list[int], str]:
+        return [100], "relu"  # unused by the linear models
+
+    def _warn_unconverged(self, state, planned: int) -> None:
+        """ConvergenceWarning when max_iter ended a fit its stopping rule (or plan) had not ended."""
+        if state.config.stop.stall_stop or state.config.stop.early_stopping:
+            if len(state.history) < int(self.max_iter):
+                return
+            watched = "validation" if self.early_stopping else "training"
+            message = f"the {watched} cost was still improving by more than tol={self.tol}; raise max_iter (or tol)"
+        elif planned <= int(self.max_iter):
+            return
+        else:
+            message = f"the averaged plan asks for {planned} epochs; raise max_iter"
+        warnings.warn(f"{type(self).__name__} ran max_iter={self.max_iter} epochs and {message} to let it converge.",
+                      ConvergenceWarning)
+
+    # ------------------------------------------------------------------ data
+
+    @staticmethod
+    def _tensor(X) -> torch.Tensor:
+        """Rows as a float32 tensor: CSR when X is sparse."""
+        return from_scipy(X) if sp.issparse(X) else torch.as_tensor(np.asarray(X, dtype=np.float32))
+
+    def _dataset(self, X, codes: np.ndarray, rows: torch.Tensor | None = None) -> Dataset:
+        rows = self._tensor(X) if rows is None else rows
+        return Dataset(name=type(self).__name__, train=Split(rows, torch.as_tensor(codes)), test=None,
+                       classes=[str(c) for c in self.classes_], index_base=0 if rows.layout == torch.sparse_csr else None)
 
     def _hold_out(self, data: Dataset, w: torch.Tensor | None, seed: int):
         """Split off validation_fraction of the rows: (training Dataset, validation Split, training weights)."""
         # split_validation splits any rows: splitting row numbers gives indices for X and w alike
-        numbered = self._dataset(torch.arange(len(data.train))[:, None], data.train.y)
+        numbered = Dataset(data.name, Split(torch.arange(len(data.train))[:, None], data.train.y), None, data.classes)
         kept, held = split_validation(numbered, self.validation_fraction, seed)
         train_rows, held_rows = kept.train.X[:, 0], held.X[:, 0]
-        validation = Split(data.train.X[held_rows], data.train.y[held_rows])
-        training = self._dataset(data.train.X[train_rows], data.train.y[train_rows])
+        validation = Split(take_rows(data.train.X, held_rows), data.train.y[held_rows])
+        training = Dataset(data.name, Split(take_rows(data.train.X, train_rows), data.train.y[train_rows]), None,
+                           data.classes, index_base=data.index_base)
         return training, validation, None if w is None else w[train_rows]
 
     def _check_classes(self, classes: np.ndarray, y) -> None:
@@ -331,43 +444,6 @@ class _SoftregClassifier(ClassifierMixin, BaseEstimator):
                              "give some samples a non-zero weight.")
         return w
 
-    def _penalties(self) -> tuple[float, float]:
-        """(l1, l2) strengths for TrainConfig."""
-        alpha = float(self.alpha)
-        if self.penalty is None:
-            return 0.0, 0.0
-        ratio = {"l1": 1.0, "l2": 0.0, "elasticnet": float(self.l1_ratio)}[self.penalty]
-        return alpha * ratio, alpha * (1.0 - ratio)
-
-    def _config(self, n_samples: int, epochs: int, seed: int) -> TrainConfig:
-        l1, l2 = self._penalties()
-        if l1 > 0 and self.optimizer == "lbfgs":
-            raise ValueError(
-                f"penalty={self.penalty!r} has an L1 part, which optimizer='lbfgs' cannot minimise (it is not "
-                "smooth). Use optimizer='sgd' or 'adam' (L1 is then applied as a soft-threshold step after "
-                "each update), or penalty='l2'."
-            )
-        batch = 200 if self.batch_size == "auto" else int(self.batch_size)
-        lr = self.learning_rate
-        hidden, activation = self._architecture()
-        # every setting is given, so the trainer's defaults (tuned for the command line) do not leak in
-        return config_from_flat(dict(
-            model=self._kind, hidden=hidden, activation=activation, bias=True, init="default",
-            preprocess="none", epochs=int(epochs), batch_size=0 if self.optimizer == "lbfgs" else min(batch, n_samples),
-            lr=AUTO_LEARNING_RATE[self.optimizer] if lr == "auto" else float(lr), optimizer=self.optimizer,
-            momentum=float(self.momentum), l2=l2, l1=l1, schedule="constant", average=0.0,
-            validation_fraction=float(self.validation_fraction) if self.early_stopping else 0.0,
-            early_stopping=bool(self.early_stopping), stall_stop=not self.early_stopping,
-            patience=int(self.n_iter_no_change), tol=float(self.tol), shuffle=True, drop_last=False, seed=seed,
-        ))
-
-    def _architecture(self) -> tuple[list[int], str]:
-        return [100], "relu"  # unused by the linear models
-
-    def _dataset(self, X: torch.Tensor, codes: torch.Tensor) -> Dataset:
-        return Dataset(name=type(self).__name__, train=Split(X, codes), test=None,
-                       classes=[str(c) for c in self.classes_])
-
     def _seed(self) -> int:
         return int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
 
@@ -391,63 +467,13 @@ class _LinearCoefficients:
         b = linear.bias.detach().double().cpu().numpy()  # (outputs,)
         if W.shape[0] == 2:  # two softmax outputs: the log-odds of class 1 against class 0
             W, b = W[1:] - W[:1], b[1:] - b[:1]
-        return W, b
-
-
-_PARAMETERS_DOC = """
-    Parameters
-    ----------
-    penalty : {'l2', 'l1', 'elasticnet'} or None, default='l2'
-        Penalty on the weight matrices; 'l1' and 'elasticnet' need optimizer 'sgd' or 'adam'.
-    alpha : float >= 0, default=1e-4
-        Penalty strength: l2 = alpha * (1 - r), l1 = alpha * r with r = 1, 0 or l1_ratio.
-    l1_ratio : float in [0, 1], default=0.15
-        Share of L1 in the elastic net.
-    class_weight : dict, 'balanced' or None, default=None
-        Weight per class, multiplied into the sample weights.
-    optimizer : {'lbfgs', 'sgd', 'adam'}
-        'lbfgs' takes full-batch steps (up to 20 line-searched iterations per epoch).
-    learning_rate : float > 0 or 'auto', default='auto'
-        'auto' is 1.0 for lbfgs, 0.01 for sgd, 0.001 for adam.
-    momentum : float in [0, 1), default=0.9
-        SGD momentum.
-    batch_size : int >= 1 or 'auto', default='auto'
-        Minibatch size for sgd and adam; 'auto' is min(200, n_samples).
-    max_iter : int >= 1
-        Most epochs per fit.
-    tol, n_iter_no_change : float >= 0, int >= 1, default=1e-4, 10
-        Stop once the training cost (validation cost with early_stopping) has not fallen
-        by more than tol for n_iter_no_change epochs in a row.
-    early_stopping : bool, default=False
-        Hold out validation_fraction of the rows (stratified), score them every epoch and
-        keep the best epoch's weights.
-    validation_fraction : float in (0, 1), default=0.1
-    warm_start : bool, default=False
-        fit continues from the previous fit's weights (the optimizer starts afresh).
-    random_state : int, RandomState or None, default=None
-        Seeds the initial weights, the sample order and the validation split.
-    device : str, default='cpu'
-        'cpu', 'cuda', 'cuda:N' or 'auto'.
-
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-    n_features_in_ : int
-    n_iter_ : int, epochs run
-    model_ : softreg.models.Classifier, the trained network
-    history_ : softreg.training.History, one row per epoch
-    loss_curve_ : list of float, mean training cross-entropy of each epoch (without the penalty)
-"""
+        return np.ascontiguousarray(W), b
 
 
 class SoftmaxRegressionClassifier(_LinearCoefficients, _SoftregClassifier):
     __doc__ = """Multinomial logistic (softmax) regression: one weight row per class.
-
-    Defaults to full-batch L-BFGS, which is deterministic and reaches the optimum of
-    the smooth (L2) objective without tuning a learning rate; use optimizer='sgd' or
-    'adam' for minibatches, partial_fit, or an L1 penalty. Two classes give two outputs;
-    coef_ then holds their difference, shape (1, n_features).
-    """ + _PARAMETERS_DOC + """    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+    """ + LINEAR_DOC + PARAMETERS_DOC + """    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+        Two classes give two outputs; coef_ then holds their difference.
     intercept_ : ndarray of shape (1,) or (n_classes,)
     """
 
@@ -455,9 +481,8 @@ class SoftmaxRegressionClassifier(_LinearCoefficients, _SoftregClassifier):
 class LogisticRegressionClassifier(_LinearCoefficients, _SoftregClassifier):
     __doc__ = """Binary logistic regression: one logit, sigmoid(logit) = P(classes_[1]).
 
-    Exactly two classes; use SoftmaxRegressionClassifier for more. Defaults as
-    SoftmaxRegressionClassifier (full-batch L-BFGS).
-    """ + _PARAMETERS_DOC + """    coef_ : ndarray of shape (1, n_features)
+    Exactly two classes; use SoftmaxRegressionClassifier for more.
+    """ + LINEAR_DOC + PARAMETERS_DOC + """    coef_ : ndarray of shape (1, n_features)
     intercept_ : ndarray of shape (1,)
     """
 
@@ -478,17 +503,7 @@ class LogisticRegressionClassifier(_LinearCoefficients, _SoftregClassifier):
 
 
 class MLPClassifier(_SoftregClassifier):
-    __doc__ = """Multi-layer perceptron: fully connected hidden layers, then a softmax head
-    (a single logit for two classes).
-
-    Defaults follow scikit-learn's MLPClassifier: Adam with learning rate 0.001,
-    minibatches of 200, up to 200 epochs.
-
-    hidden_layer_sizes : tuple of int >= 1, default=(100,)
-        Units per hidden layer.
-    activation : {'relu', 'tanh', 'sigmoid', 'logistic'}, default='relu'
-        'logistic' is scikit-learn's name for 'sigmoid'.
-    """ + _PARAMETERS_DOC
+    __doc__ = MLP_DOC + PARAMETERS_DOC
 
     _kind = "mlp"
     _parameter_constraints: dict = {
@@ -500,19 +515,32 @@ class MLPClassifier(_SoftregClassifier):
     def __init__(self, hidden_layer_sizes: tuple[int, ...] | int = (100,), activation: str = "relu", *,
                  penalty: str | None = "l2", alpha: float = 1e-4, l1_ratio: float = 0.15,
                  class_weight: dict | str | None = None, optimizer: str = "adam",
-                 learning_rate: float | str = "auto", momentum: float = 0.9, batch_size: int | str = "auto",
-                 max_iter: int = 200, tol: float = 1e-4, n_iter_no_change: int = 10,
-                 early_stopping: bool = False, validation_fraction: float = 0.1, warm_start: bool = False,
-                 random_state: int | np.random.RandomState | None = None, device: str = "cpu"):
+                 learning_rate: float | str = "auto", schedule: str = "constant", average: float | str = "auto",
+                 momentum: float = 0.9, batch_size: int | str = "auto", max_iter: int = 200, tol: float = 1e-4,
+                 n_iter_no_change: int = 10, early_stopping: bool = False, validation_fraction: float = 0.1,
+                 warm_start: bool = False, random_state: int | np.random.RandomState | None = None,
+                 device: str = "cpu", verbose: int = 0):
         super().__init__(
             penalty=penalty, alpha=alpha, l1_ratio=l1_ratio, class_weight=class_weight, optimizer=optimizer,
-            learning_rate=learning_rate, momentum=momentum, batch_size=batch_size, max_iter=max_iter, tol=tol,
-            n_iter_no_change=n_iter_no_change, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, warm_start=warm_start, random_state=random_state,
-            device=device,
+            learning_rate=learning_rate, schedule=schedule, average=average, momentum=momentum,
+            batch_size=batch_size, max_iter=max_iter, tol=tol, n_iter_no_change=n_iter_no_change,
+            early_stopping=early_stopping, validation_fraction=validation_fraction, warm_start=warm_start,
+            random_state=random_state, device=device, verbose=verbose,
         )
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+
+    def _optimizer_for(self, X, n_samples: int, partial: bool) -> str:
+        return "adam" if self.optimizer == "auto" else self.optimizer
+
+    def _learning_rate(self, X, optimizer: str, batch_size: int) -> float:
+        if self.learning_rate == "auto" and optimizer == "sgd":
+            return 0.01  # a network's curvature is not the data's: scikit-learn's MLP default
+        return super()._learning_rate(X, optimizer, batch_size)
+
+    def _batch(self, n_samples: int, X) -> int:
+        """batch_size='auto': min(200, n_samples), as scikit-learn's MLPClassifier."""
+        return 200 if self.batch_size == "auto" else int(self.batch_size)
 
     def _architecture(self) -> tuple[list[int], str]:
         sizes = self.hidden_layer_sizes

@@ -23,11 +23,13 @@ TOP_K = 5  # default k of the top-k accuracy (capped at the number of classes)
 @torch.no_grad()
 def predict_scores(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor:
     """Scores of ``model`` (a Classifier on raw inputs, or a bare network on preprocessed
-    ones) for X of shape (N, ...), on the model's device, in chunks."""
+    ones) for X of shape (N, ...) (or sparse CSR rows (N, F)), on the model's device, in chunks."""
+    from softreg.data.sparse import row_chunks
+
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    parts = [model(X[i : i + CHUNK].to(device)) for i in range(0, X.shape[0], CHUNK)]
+    parts = [model(chunk.to(device)) for chunk in row_chunks(X, CHUNK)]
     model.train(was_training)
     return torch.cat(parts)
 

@@ -74,6 +74,8 @@ class Predictor:
         self._novelty = _UNSET
         self.data_problem: str | None = None  # why the run's dataset could not be loaded
         self.schema = getattr(self.model, "schema", None)  # tables: named columns, one-hot text columns
+        self.index_base = run.model_config.index_base  # sparse (svmlight) models: the index of feature 0
+        self.sparse = self.index_base is not None
 
     @classmethod
     def from_run(cls, path: str | Path, device: str = "cpu", *, data_dir: str | None = None,
@@ -116,6 +118,8 @@ class Predictor:
         def label(i: int) -> str:
             return names[i] if names is not None and i < len(names) else f"row {i}"
 
+        if self.sparse:
+            return self.encode_sparse_rows(rows, label)
         if self.schema is not None and not isinstance(rows, (np.ndarray, torch.Tensor)):
             return self._encode_table_rows(rows, label)
         if isinstance(rows, torch.Tensor):
@@ -145,6 +149,36 @@ class Predictor:
                     f"{label(i)} has pixel value {values[i, j]:g} at position {j}; pixels must be in "
                     f"[0, {self.pixel_max:g}] (this model's range): rescale the image.")
         return torch.from_numpy(values.astype(np.float32))
+
+    def encode_sparse_rows(self, rows, label=None) -> torch.Tensor:
+        """Rows of a sparse (svmlight) model as a CSR tensor (N, n_features).
+
+        rows : a SciPy sparse matrix or CSR tensor (N, n_features), or a sequence of rows, each
+            "index:value index:value ..." text (spaces or commas between pairs; the indices
+            counted as in the training file) or a mapping {index: value}. Features not given are 0.
+        """
+        from softreg.data.sparse import csr, from_scipy, is_sparse
+        from softreg.data.svmlight import parse_pairs
+
+        label = label or (lambda i: f"row {i}")
+        if is_sparse(rows) or hasattr(rows, "tocsr"):
+            X = rows if is_sparse(rows) else from_scipy(rows)
+            if X.shape[1] != self.n_features:
+                raise UserInputError(f"rows have {X.shape[1]} features but the model expects {self.n_features}; "
+                                     "use the training data's feature numbering.")
+            return X.to(torch.float32) if X.dtype != torch.float32 else X
+        if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or len(rows) == 0:
+            raise UserInputError("rows must be a non-empty list of rows, each 'index:value index:value ...' "
+                                 "text or a mapping {index: value}.")
+        crow, cols, vals = [0], [], []
+        for i, row in enumerate(rows):
+            index, value = parse_pairs(row, self.index_base, self.n_features, label(i))
+            cols.append(index)
+            vals.append(value)
+            crow.append(crow[-1] + len(index))
+        col = torch.from_numpy(np.concatenate(cols)) if cols else torch.zeros(0, dtype=torch.int64)
+        val = torch.from_numpy(np.concatenate(vals).astype(np.float32)) if vals else torch.zeros(0)
+        return csr(torch.tensor(crow, dtype=torch.int64), col, val, (len(rows), self.n_features))
 
     def _encode_table_rows(self, rows, label) -> torch.Tensor:
         """Rows of a table model: one raw value per column of the model's schema (a list in the
@@ -248,10 +282,15 @@ class Predictor:
 
     def _load_dataset(self):
         from softreg.data import load_dataset
+        from softreg.data.svmlight import load_svmlight
 
         spec = self.run.data.get("spec")
         try:
-            data = load_dataset(spec, data_dir=self.data_dir, label=self.run.data.get("label"), download=False)
+            if self.sparse:  # read with the model's feature numbering (and its test file, as trained)
+                test = (self.run.data.get("options") or {}).get("test")
+                data = load_svmlight(spec, test=test, index_base=self.index_base, n_features=self.n_features)
+            else:
+                data = load_dataset(spec, data_dir=self.data_dir, label=self.run.data.get("label"), download=False)
             if data.n_features != self.n_features:
                 raise UserInputError(f"{spec} has {data.n_features} features per sample but the model "
                                      f"expects {self.n_features}")
@@ -278,7 +317,12 @@ class Predictor:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(split):
             raise UserInputError(
                 f"{what} must be in [0, {len(split) - 1}] for the {split_name} split; got {index}.")
-        x = split.X[index].reshape(-1).to(torch.float32)
+        if self.sparse:  # one row, made dense: n_features values
+            from softreg.data.sparse import take_rows
+
+            x = take_rows(split.X, torch.tensor([index])).to_dense().reshape(-1).to(torch.float32)
+        else:
+            x = split.X[index].reshape(-1).to(torch.float32)
         return x, self.classes[int(split.y[index])], f"{split_name} sample {index}"
 
     def _require_split(self):
@@ -326,9 +370,11 @@ class Predictor:
         return notes
 
     def predict_proba(self, X: torch.Tensor) -> torch.Tensor:
-        """Class probabilities (N, C) of raw inputs X of shape (N, n_features) or (N, *image_shape)."""
-        parts = [self.model.predict_proba(X[i : i + CHUNK].to(self.device)).cpu()
-                 for i in range(0, X.shape[0], CHUNK)]
+        """Class probabilities (N, C) of raw inputs X of shape (N, n_features) or (N, *image_shape),
+        or of sparse CSR rows (N, n_features)."""
+        from softreg.data.sparse import row_chunks
+
+        parts = [self.model.predict_proba(chunk.to(self.device)).cpu() for chunk in row_chunks(X, CHUNK)]
         return torch.cat(parts) if parts else torch.empty(0, len(self.classes))
 
     def predictions(self, X: torch.Tensor, notes: list[list[str]] | None = None,
@@ -363,3 +409,25 @@ class Predictor:
         from softreg.plots import weight_templates
 
         return weight_templates(self.model, self.image_shape).float()
+
+
+def predict_svmlight_file(run, path: str | Path, out: str | Path) -> tuple[Path, int]:
+    """Score every line of an svmlight file with a sparse run's model, 8192 rows at a time; write
+    ``out`` (.csv: ``predicted`` and one ``p_<class>`` column per class) atomically."""
+    from softreg.data.sparse import row_chunks
+    from softreg.data.svmlight import load_scoring_svmlight
+    from softreg.evaluate import write_text
+
+    out = Path(out)
+    if out.suffix.lower() != ".csv":
+        raise UserInputError(f"--out {out}: predictions of an svmlight file are written to a .csv file.")
+    split = load_scoring_svmlight(path, run, labelled=False).test  # the labels, if any, are not needed
+    classes = [str(c) for c in run.data["classes"]]
+    device = next(run.model.parameters()).device
+    lines = [",".join(["predicted"] + [f"p_{c}" for c in classes])]
+    for chunk in row_chunks(split.X, CHUNK):
+        probs = run.model.predict_proba(chunk.to(device)).double().cpu()
+        for row, best in zip(probs.tolist(), probs.argmax(dim=1).tolist()):
+            lines.append(",".join([classes[best]] + [f"{p:.6g}" for p in row]))
+    write_text(out, "\n".join(lines) + "\n", "choose another --out")
+    return out, len(lines) - 1

@@ -307,6 +307,10 @@ def _agree_v1(doc: dict) -> None:
 # ------------------------------------------------------------------ format 2 (softreg 0.2)
 
 PREPROCESS_KINDS = ("none", "pixels", "standardize", "scale")
+MODEL_V2 = Obj({
+    **MODEL_V1.fields,
+    "index_base": Nullable(Int(0, 1)),  # sparse (svmlight) input: the file's first feature index
+}, required=MODEL_V1.required, noun="model field")
 TRAIN_V2 = Obj({
     "model": Obj({
         "kind": Str(MODELS),
@@ -372,7 +376,7 @@ DATA_V2 = Obj({
 CONFIG_V2 = Obj({
     "format": Int(2, 2),
     "softreg_version": Str(max_len=64),
-    "model": MODEL_V1,
+    "model": MODEL_V2,
     "preprocess": Str(PREPROCESS_KINDS),
     "dtype": Str(("float32", "float64")),
     "train": TRAIN_V2,
@@ -430,7 +434,7 @@ FORMATS: dict[int, RunFormat] = {
     1: RunFormat(1, CONFIG_V1, METRICS_V1, ("epoch", "avg_cost"), _agree_v1, upgrade=_upgrade_v1,
                  notes="softreg 0.1: flat train settings"),
     2: RunFormat(2, CONFIG_V2, METRICS_V1, ("epoch", "avg_cost"), _agree_v2,
-                 notes="softreg 0.2: nested training settings, dtype, table schema and options"),
+                 notes="softreg 0.2: nested training settings, dtype, table schema and options, sparse input"),
 }
 FORMAT = max(FORMATS)  # the format this softreg writes
 

@@ -123,6 +123,23 @@ def test_bad_input_is_reported_once_with_status_2(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("softreg: error:"), done.stderr
 
 
+def test_a_stream_with_fewer_pieces_than_processes_is_one_line_not_a_hang(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 3))
+    table = tmp_path / "one.csv"
+    table.write_text("a,b,c,label\n" + "".join(f"{r[0]},{r[1]},{r[2]},{int(r[0] > 0)}\n" for r in x))
+    started = time.monotonic()
+    done = run_subprocess("train", "--data", table, "--stream", "--device", "cpu", "--nproc", "2",
+                          "--out", tmp_path / "run")
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "has 1; split it into at least 2 files" in lines[0], done.stderr
+    assert time.monotonic() - started < 50  # well inside the collective timeout (60 s)
+    assert not (tmp_path / "run").exists()
+
+
 def _parquet_shards(folder: Path, n: int, parts: int, seed: int) -> Path:
     import numpy as np
     import pyarrow as pa

@@ -44,7 +44,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "activation": ("sigmoid", "tanh", "relu"),
     "schedule": ("constant", "cosine"),
     "init": ("default", "zeros"),
-    "preprocess": ("auto", "none", "pixels", "standardize"),
+    "preprocess": ("auto", "none", "pixels", "standardize", "scale"),
     "recipe": ("default", "default-mlp", "lesson", "lesson-table"),
     "invert": ("auto", "yes", "no"),
     "impute": ("none", "mean", "median", "zero"),
@@ -105,7 +105,7 @@ def data_spec(value: str) -> str:
     )
 
 DATA_HELP = ("digits (bundled, default), mnist, fashion-mnist, kmnist, toy, toy-binary, xor, "
-             "a folder of IDX files, or a .csv / .parquet table")
+             "a folder of IDX files, a .csv / .parquet table, or an svmlight file (.svm)")
 
 
 def echo(text: str = "") -> None:
@@ -130,7 +130,12 @@ def print_metrics(metrics: dict) -> None:
 def load_run_data(run, data: Optional[str], data_dir: Optional[str]):
     from softreg.runs import load_run_dataset
 
-    dataset = load_run_dataset(run, data, data_dir)
+    if data is not None and run.model_config.index_base is not None:  # an svmlight file, numbered as in training
+        from softreg.data.svmlight import load_scoring_svmlight
+
+        dataset = load_scoring_svmlight(data, run)
+    else:
+        dataset = load_run_dataset(run, data, data_dir)
     for line in dataset.notes:
         note(line)
     return dataset

@@ -30,7 +30,8 @@ def predict(
                                            "a table (CSV / Parquet) to predict every row of, with --out"),
     index: Optional[int] = typer.Option(None, "--index", help="predict test sample N"),
     random_sample: bool = typer.Option(False, "--random", help="predict a random test sample"),
-    features: Optional[str] = typer.Option(None, "--features", help="comma-separated feature values (tables)"),
+    features: Optional[str] = typer.Option(None, "--features", help="comma-separated feature values (tables); "
+                                           "index:value pairs such as '3:0.5 17:2' (svmlight models)"),
     invert: str = typer.Option("auto", "--invert", metavar=metavar("invert"), help="invert image colours (default: auto)"),
     fit: str = typer.Option("auto", "--fit", help="auto, dataset (crop the ink, scale and centre it as the "
                             "training images are) or resize (squeeze the whole picture); auto takes a "
@@ -46,7 +47,9 @@ def predict(
     from softreg.data.tables import table_format
     from softreg.predict import Predictor
 
-    if image is not None and (table_format(image) is not None or image.is_dir() or out is not None):
+    from softreg.data.svmlight import is_svmlight
+
+    if image is not None and (table_format(image) is not None or is_svmlight(image) or image.is_dir() or out is not None):
         _predict_table(run_dir, image, out, keep)
         return
 
@@ -60,7 +63,10 @@ def predict(
         prepared = predictor.prepare_image(image, invert=invert, fit=fit)
         X, notes, what = prepared.pixels.reshape(1, -1), [prepared.warnings], str(image)
     elif features is not None:
-        row = [v.strip() for v in features.split(",")] if predictor.schema is not None else _parse_features(features)
+        if predictor.sparse:  # index:value pairs, counted as in the training file
+            row = features
+        else:
+            row = [v.strip() for v in features.split(",")] if predictor.schema is not None else _parse_features(features)
         X, notes, what = predictor.encode_rows([row], names=["--features"]), None, "features"
     else:
         if random_sample:
@@ -80,16 +86,31 @@ def predict(
 
         from softreg.plots import prediction_figure, save_figure
 
-        save_figure(prediction_figure(X[0], torch.tensor(probs), predictor.classes, predictor.image_shape,
+        sample = X.to_dense()[0] if X.layout == torch.sparse_csr else X[0]
+        save_figure(prediction_figure(sample, torch.tensor(probs), predictor.classes, predictor.image_shape,
                                       true_label, feature_names=predictor.feature_names,
                                       pixel_max=predictor.pixel_max), show)
         echo(f"wrote {show}")
 
 
 def _predict_table(run_dir: Path, table: Path, out: Optional[Path], keep: Optional[str]) -> None:
+    from softreg.data.svmlight import is_svmlight
     from softreg.runs import load_run
     from softreg.table_predict import predict_table
 
+    if is_svmlight(table):
+        from softreg.predict import predict_svmlight_file
+
+        if out is None or keep:
+            raise UserInputError(f"{table}: predicting an svmlight file writes a .csv file; give --out "
+                                 "predictions.csv (and no --keep: the file has no columns to copy).")
+        run = load_run(run_dir)
+        if run.model_config.index_base is None:
+            raise UserInputError(f"{table} is an svmlight file but this model was trained on dense data; "
+                                 "give a table, an image or --features.")
+        written, rows = predict_svmlight_file(run, table, out)
+        echo(f"wrote {rows} predictions to {written}")
+        return
     if out is None:
         raise UserInputError(f"{table}: predicting a whole table writes a file; add --out predictions.csv "
                              "(or .parquet).")

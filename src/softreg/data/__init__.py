@@ -18,13 +18,13 @@ def load_dataset(
     progress: bool = False,
     **table_options,
 ) -> Dataset:
-    """Load a dataset by name (``digits``, ``mnist``, ...), an IDX folder, or a table (CSV, TSV,
-    Parquet, or a folder of their shards).
+    """Load a dataset by name (``digits``, ``mnist``, ...), an IDX folder, a table (CSV, TSV,
+    Parquet, or a folder of their shards) or an svmlight / LIBSVM file (rows kept sparse).
 
     table_options : for tables, ``test``, ``drop``, ``columns``, ``header``, ``sep``, ``impute``
-        (see softreg.data.tabular.load_table).
+        (see softreg.data.tabular.load_table); for svmlight files, ``test``.
     """
-    from softreg.data import catalog, digits, lessons, tables, tabular
+    from softreg.data import catalog, digits, lessons, svmlight, tables, tabular
     from softreg.limits import check_path
 
     if data_dir is not None:
@@ -36,6 +36,13 @@ def load_dataset(
     if name in NAMED_IDX:
         return catalog.load_idx_dataset(name, data_dir=data_dir, download=download, progress=progress)
     path = check_path(name, "--data")
+    if svmlight.is_svmlight(path):
+        given = [k for k, v in table_options.items() if k != "test" and v not in (None, [], False, "none")]
+        if given or label:
+            option = (given or ["label"])[0]
+            raise UserInputError(f"--{option} applies to tables (CSV / Parquet); {name} is an svmlight file, "
+                                 "whose label is each line's first value. Leave the option out.")
+        return svmlight.load_svmlight(path, test=table_options.get("test"))
     if tables.table_format(path) is not None or (path.is_dir() and not any(catalog.find_idx_files(path).values())
                                                  and tables.shard_files(path)):
         return tabular.load_table(path, label=label, **table_options)
@@ -44,7 +51,7 @@ def load_dataset(
     if path.exists():
         raise UserInputError(
             f"{name}: unsupported file type {path.suffix or '(none)'}; give a .csv / .tsv / .parquet "
-            "table (or a folder of them) or a folder of IDX files."
+            "table (or a folder of them), an svmlight file (.svm) or a folder of IDX files."
         )
     known = ", ".join(BUILTIN + NAMED_IDX)
     raise UserInputError(

@@ -13,7 +13,8 @@ from softreg.errors import UserInputError
 class Split:
     """One split of a dataset.
 
-    X : tensor of shape (n_samples, *sample_shape), uint8 (raw pixels) or float32
+    X : tensor of shape (n_samples, *sample_shape), uint8 (raw pixels) or float32, or a sparse CSR
+        tensor of shape (n_samples, n_features) (softreg.data.sparse)
     y : tensor of shape (n_samples,), int64 class indices in [0, n_classes)
     """
 
@@ -43,6 +44,7 @@ class Dataset:
     feature_names: list[str] | None = field(default=None)
     schema: object = None  # tables: the TableSchema that turned the columns into features
     notes: list[str] = field(default_factory=list)  # things worth telling the user about the data
+    index_base: int | None = None  # sparse rows: the index of feature 0 in their source (LIBSVM files: 1); None: dense
 
     def with_train(self, train: Split) -> "Dataset":
         """The same dataset with another training split (a validation split held out, say)."""
@@ -102,7 +104,8 @@ class Dataset:
                     f"{self.name}: label {bad} in the {split_name} split is out of range "
                     f"[0, {self.n_classes - 1}]; fix the labels or the class list."
                 )
-            if split.X.is_floating_point() and not bool(torch.isfinite(split.X).all()):
+            values = split.X.values() if split.X.layout == torch.sparse_csr else split.X
+            if values.is_floating_point() and not bool(torch.isfinite(values).all()):
                 raise UserInputError(
                     f"{self.name}: the {split_name} features contain NaN or infinite values; "
                     "remove or impute them before training."

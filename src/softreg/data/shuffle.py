@@ -1,5 +1,6 @@
 """Streaming sources' building blocks: a bounded shuffle buffer, exact-size rebatching, and
-``StreamSource``, the batch source that reads pieces of a dataset from disk in bounded memory."""
+``StreamSource``, the batch source that reads pieces of a dataset from disk in bounded memory.
+Rows may be dense tensors or sparse CSR tensors (svmlight files); each helper takes either."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Callable, Iterable, Iterator
 import torch
 
 from softreg.data.sources import Batch, steps_for
+from softreg.data.sparse import cat_rows, row_range, take_rows
 
-Block = tuple[torch.Tensor, torch.Tensor]  # (rows (n, *sample_shape), labels (n,))
+Block = tuple[torch.Tensor, torch.Tensor]  # (rows (n, *sample_shape) or CSR (n, F), labels (n,))
 BUFFER_BYTES = 64 << 20  # the shuffle buffer's size: rows = this / bytes per row (at least 32 batches)
 
 
@@ -62,6 +64,36 @@ class ShuffleBuffer:
         return out
 
 
+class SparseShuffleBuffer:
+    """ShuffleBuffer's rule for CSR rows, whose sizes vary: blocks are kept as they come; once
+    ``capacity`` rows are held, half of them, drawn at random, leave, and the rest are kept."""
+
+    def __init__(self, capacity: int, generator: torch.Generator):
+        self.capacity = max(2, capacity)
+        self.generator = generator
+        self.blocks: list[Block] = []
+        self.size = 0
+
+    def feed(self, X: torch.Tensor, y: torch.Tensor) -> Iterator[Block]:
+        self.blocks.append((X, y))
+        self.size += X.shape[0]
+        while self.size >= self.capacity:
+            yield self._release(self.capacity // 2)
+
+    def drain(self) -> Iterator[Block]:
+        if self.size:
+            yield self._release(self.size)
+
+    def _release(self, n: int) -> Block:
+        X = cat_rows([b[0] for b in self.blocks])
+        y = torch.cat([b[1] for b in self.blocks])
+        order = torch.randperm(X.shape[0], generator=self.generator)
+        leaving, kept = order[:n], torch.sort(order[n:]).values
+        self.blocks = [(take_rows(X, kept), y[kept])] if kept.numel() else []
+        self.size = int(kept.numel())
+        return take_rows(X, leaving), y[leaving]
+
+
 def rebatch(blocks: Iterable[Block], size: int) -> Iterator[Block]:
     """Blocks of any sizes -> blocks of exactly ``size`` rows (the last one may be shorter)."""
     pending_X: list[torch.Tensor] = []
@@ -71,19 +103,15 @@ def rebatch(blocks: Iterable[Block], size: int) -> Iterator[Block]:
         start = 0
         while start < X.shape[0]:
             take = min(size - held, X.shape[0] - start)
-            pending_X.append(X[start : start + take])
+            pending_X.append(row_range(X, start, start + take))
             pending_y.append(y[start : start + take])
             held += take
             start += take
             if held == size:
-                yield _join(pending_X), _join(pending_y)
+                yield cat_rows(pending_X), cat_rows(pending_y)
                 pending_X, pending_y, held = [], [], 0
     if held:
-        yield _join(pending_X), _join(pending_y)
-
-
-def _join(parts: list[torch.Tensor]) -> torch.Tensor:
-    return parts[0] if len(parts) == 1 else torch.cat(parts)
+        yield cat_rows(pending_X), cat_rows(pending_y)
 
 
 def local_batch(batch_size: int, rank: int, world: int) -> int:
@@ -102,13 +130,14 @@ class StreamSource:
     """
 
     def __init__(self, pieces: list, read: Callable[[object], Iterator[Block]], n_rows: int, n_features: int,
-                 row_bytes: int, ordered: bool = False):
+                 row_bytes: int, ordered: bool = False, sparse: bool = False):
         self.pieces = pieces
         self.read = read
         self.n_rows = n_rows
         self.n_features = n_features
         self.row_bytes = max(1, row_bytes)
         self.ordered = ordered  # pieces can only be read in stored order (gzip files): the buffer alone shuffles
+        self.sparse = sparse  # blocks are CSR rows (svmlight files)
 
     def __len__(self) -> int:
         return self.n_rows
@@ -137,7 +166,8 @@ class StreamSource:
             else:  # equal steps on every process: one that runs out of rows starts its pieces again
                 blocks = (block for _ in iter(int, 1) for block in self._blocks(mine))
             if shuffle:
-                buffer = ShuffleBuffer(min(capacity, max(2, self.n_rows // world + 1)), generator)
+                kind = SparseShuffleBuffer if self.sparse else ShuffleBuffer
+                buffer = kind(min(capacity, max(2, self.n_rows // world + 1)), generator)
                 blocks = _buffered(blocks, buffer)
             yield from rebatch(blocks, size)
 

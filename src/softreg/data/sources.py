@@ -7,7 +7,8 @@ global batches and takes its own rows of each; ``denom`` is the global batch's s
 processes' shares of a gradient add up to the gradient of the whole batch.
 
 ``InMemorySource`` keeps the data in tensors (on the training device) and gathers each batch by
-index from a permutation of the rows, as ``DataLoader(shuffle=True)`` would. Streaming sources
+index from a permutation of the rows, as ``DataLoader(shuffle=True)`` would; sparse CSR rows are
+gathered the same way (softreg.data.sparse.take_rows) into one CSR tensor per batch. Streaming sources
 (``softreg.data.stream``) read from disk through a bounded shuffle buffer.
 """
 
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from typing import Iterator, Protocol
 
 import torch
+
+from softreg.data.sparse import row_range, take_rows
 
 
 @dataclass
@@ -71,7 +74,8 @@ def batch_bounds(n: int, batch_size: int, drop_last: bool) -> list[tuple[int, in
 class InMemorySource:
     """Rows held in tensors; this process keeps only its contiguous share of the rows.
 
-    X : (N, *sample_shape) raw inputs; y : (N,) int64; w : (N,) float or None. With several
+    X : (N, *sample_shape) raw inputs, or a CSR tensor (N, F); y : (N,) int64; w : (N,) float or
+    None. With several
     processes, rank r holds rows [N r / world, N (r + 1) / world) and, of each global batch,
     takes the rows that fall in that range.
     """
@@ -81,7 +85,7 @@ class InMemorySource:
         self.n_rows = int(n_rows if n_rows is not None else y.shape[0])
         self.lo, self.hi = share(self.n_rows, rank, world)
         if n_rows is None and world > 1:  # given all rows: keep this process's share only
-            X, y = X[self.lo : self.hi], y[self.lo : self.hi]
+            X, y = row_range(X, self.lo, self.hi), y[self.lo : self.hi]
             w = None if w is None else w[self.lo : self.hi]
         self.device = torch.device(device)
         self.X = X.to(self.device)
@@ -92,8 +96,8 @@ class InMemorySource:
 
     def _take(self, rows: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         if isinstance(rows, slice):  # views: no copy
-            return self.X[rows], self.y[rows], None if self.w is None else self.w[rows]
-        return (self.X.index_select(0, rows), self.y.index_select(0, rows),
+            return row_range(self.X, rows.start, rows.stop), self.y[rows], None if self.w is None else self.w[rows]
+        return (take_rows(self.X, rows), self.y.index_select(0, rows),
                 None if self.w is None else self.w.index_select(0, rows))
 
     def batches(self, seed, batch_size, drop_last, shuffle, rank=0, world=1, skip=0):

@@ -1,4 +1,5 @@
-"""Datasets streamed from disk (``--stream``): tables (CSV / Parquet / shard folders) and IDX files.
+"""Datasets streamed from disk (``--stream``): tables (CSV / Parquet / shard folders) and IDX files
+(svmlight files: softreg.data.sparse_stream).
 
 ``open_stream`` never holds the training split. It reads the labels once (cheap: one column, or
 the small IDX label file): the classes and, without a separate test set, the stratified hold-out.
@@ -42,6 +43,7 @@ class StreamData:
     pixel_max: float | None = None
     feature_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    index_base: int | None = None  # sparse (svmlight) rows: the file index of feature 0; None: dense
 
     @property
     def n_classes(self) -> int:
@@ -62,9 +64,19 @@ def open_stream(args, config, progress=False, comm=None) -> StreamData:
     processes (``comm``), each fits the preprocessing on its share of the pieces and the
     statistics are merged."""
     from softreg.data import BUILTIN
+    from softreg.data.svmlight import is_svmlight
     from softreg.data.tables import is_table
 
     kind = config.data.preprocess
+    if is_svmlight(args.spec):
+        from softreg.data.sparse_stream import open_svmlight_stream
+
+        for option, value in (("--drop", args.drop), ("--columns", args.columns), ("--header", args.header),
+                              ("--sep", args.sep), ("--label", args.label)):
+            if value:
+                raise UserInputError(f"{option} applies to tables (CSV / Parquet); {args.spec} is an svmlight file. "
+                                     "Leave the option out.")
+        return open_svmlight_stream(args.spec, preprocess=kind, test=args.test)
     if is_table(Path(args.spec)):
         return open_table_stream(args.spec, preprocess=kind, label=args.label, test=args.test, drop=args.drop,
                                  columns=args.columns, header=args.header, sep=args.sep, impute=config.data.impute,

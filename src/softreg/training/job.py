@@ -115,7 +115,7 @@ def _train_and_save(args, config, runtime, out, comm, dataset, *, echo, note, pr
     from softreg.runs import save_result
     from softreg.training.callbacks import Checkpointer, EpochLog, ProgressBar
     from softreg.training.plan import describe, make_plan
-    from softreg.training.trainer import preprocess_kind, train
+    from softreg.training.trainer import preprocess_kind, runtime_for, train
 
     main = comm.rank == 0
     for line in dataset.notes:
@@ -126,7 +126,7 @@ def _train_and_save(args, config, runtime, out, comm, dataset, *, echo, note, pr
     n_fit = len(dataset.train) - (round(len(dataset.train) * config.stop.validation_fraction)
                                   if config.stop.validation_fraction else 0)
     device = comm.device if comm.world > 1 else resolve_device(runtime.device)
-    plan = make_plan(config, n_fit, dataset.n_features, runtime, device.type)
+    plan = make_plan(config, n_fit, dataset.n_features, runtime_for(dataset, runtime, device), device.type)
     for line in describe(config, plan, preprocess_kind(dataset, config), str(device), comm.world):
         echo(line)
     bar = ProgressBar() if progress else None
@@ -153,6 +153,7 @@ def load_data(args: DataArgs, config: TrainConfig, progress: bool = False, comm=
     """The dataset the arguments name: in memory, or streamed from disk with --stream (table
     options apply to tables only)."""
     from softreg.data import load_dataset
+    from softreg.data.svmlight import is_svmlight
     from softreg.data.tables import is_table
 
     table = is_table(Path(args.spec))
@@ -166,6 +167,8 @@ def load_data(args: DataArgs, config: TrainConfig, progress: bool = False, comm=
             if value:
                 raise UserInputError(f"{option} applies to tables (CSV / Parquet); {args.spec} is not one. "
                                      "Leave the option out.")
+        if is_svmlight(args.spec):  # its test file is read with it: one feature numbering for both
+            return load_dataset(args.spec, label=args.label, test=args.test)
         dataset = load_dataset(args.spec, data_dir=args.data_dir, label=args.label, progress=progress)
         if args.test:
             dataset = with_test_set(dataset, args.test, args.data_dir)

@@ -8,7 +8,7 @@ in-memory batch source and scores every split once.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 import numpy as np
@@ -16,6 +16,7 @@ import torch
 
 from softreg.data.base import Dataset, Split
 from softreg.data.sources import InMemorySource, share
+from softreg.data.sparse import row_range, take_rows
 from softreg.errors import UserInputError
 from softreg.models import MLP, Classifier, ModelConfig, Preprocess, build_model
 from softreg.preprocess import chunks_of
@@ -40,8 +41,10 @@ class TrainResult:
 
 def preprocess_kind(data: Dataset, config: TrainConfig) -> str:
     """The preprocessing a run uses: ``auto`` is pixels for images, none for the lessons' tables,
-    standardize otherwise."""
+    standardize otherwise; sparse (svmlight) data is never centred: standardize means scale."""
     kind = config.data.preprocess
+    if getattr(data, "index_base", None) is not None and kind in ("auto", "standardize"):
+        return "scale"
     if kind != "auto":
         return kind
     if getattr(data, "preprocess", None) is not None:
@@ -54,7 +57,8 @@ def preprocess_kind(data: Dataset, config: TrainConfig) -> str:
 def model_config_for(data: Dataset, config: TrainConfig) -> ModelConfig:
     m = config.model
     return ModelConfig(kind=m.kind, n_features=data.n_features, n_classes=data.n_classes,
-                       hidden=list(m.hidden), activation=m.activation, bias=m.bias, init=m.init)
+                       hidden=list(m.hidden), activation=m.activation, bias=m.bias, init=m.init,
+                       index_base=getattr(data, "index_base", None))
 
 
 def build_classifier(data: Dataset, config: TrainConfig, fit_preprocess: bool = True,
@@ -69,7 +73,7 @@ def build_classifier(data: Dataset, config: TrainConfig, fit_preprocess: bool = 
     elif fit_preprocess:
         keep = data.schema.unscaled() if data.schema is not None else None
         lo, hi = share(len(data.train), comm.rank, comm.world)
-        X = data.train.X[lo:hi]
+        X = row_range(data.train.X, lo, hi)
         merge = comm.merge_moments if comm.world > 1 else None
         preprocess = Preprocess.fit_chunks(preprocess_kind(data, config), chunks_of(X), data.n_features,
                                            data.pixel_max, keep, merge)
@@ -93,8 +97,16 @@ def split_validation(data: Dataset, fraction: float, seed: int) -> tuple[Dataset
     stratify = y if counts[counts > 0].min() >= 2 and n_val >= (counts > 0).sum() else None
     tr, va = train_test_split(np.arange(len(y)), test_size=n_val, random_state=seed, stratify=stratify)
     tr, va = torch.from_numpy(np.sort(tr)), torch.from_numpy(np.sort(va))
-    kept = data.with_train(Split(data.train.X[tr], data.train.y[tr]))
-    return kept, Split(data.train.X[va], data.train.y[va])
+    kept = data.with_train(Split(take_rows(data.train.X, tr), data.train.y[tr]))
+    return kept, Split(take_rows(data.train.X, va), data.train.y[va])
+
+
+def runtime_for(data, runtime: Runtime, device: torch.device) -> Runtime:
+    """The runtime as training uses it: sparse rows train on one CPU thread unless told otherwise
+    (two threads were slower for every sparse batch size measured here: BENCHMARKS.md)."""
+    if getattr(data, "index_base", None) is not None and not runtime.threads and device.type == "cpu":
+        return replace(runtime, threads=1)
+    return runtime
 
 
 def new_state(data: Dataset, config: TrainConfig, runtime: Runtime, *, has_validation: bool,
@@ -113,7 +125,7 @@ def new_state(data: Dataset, config: TrainConfig, runtime: Runtime, *, has_valid
         generator = torch.Generator()
         generator.set_state(torch.get_rng_state())
     model.to(device=device, dtype=DTYPES[config.optim.dtype])
-    plan = make_plan(config, len(data.train), data.n_features, runtime, device.type)
+    plan = make_plan(config, len(data.train), data.n_features, runtime_for(data, runtime, device), device.type)
     state = TrainState(model, config, plan, generator, stopping_for(config, has_validation))
     if comm.world > 1 and isinstance(model.net, MLP):
         state.forward = comm.wrap(model.net)  # DistributedDataParallel: gradients summed in backward
@@ -186,6 +198,11 @@ def _train_stream(data, config: TrainConfig, runtime: Runtime, callbacks, resume
     if config.stop.validation_fraction > 0:
         raise UserInputError("--validation-fraction is not available with --stream; give a separate --test table "
                              "and leave it out.")
+    pieces = len(data.train.pieces)
+    if pieces < comm.world:  # a process without a piece would leave the others waiting at every step
+        raise UserInputError(f"{comm.world} processes share a streamed table by its pieces (files, Parquet row "
+                             f"groups, 4 MB ranges of an svmlight file) and this one has {pieces}; split it into "
+                             f"at least {comm.world} files, or use fewer processes.")
     device = comm.device if comm.world > 1 else resolve_device(runtime.device)
     state = new_state(data, config, runtime, has_validation=False, device=device, comm=comm)
     if resume is not None:

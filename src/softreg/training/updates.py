@@ -1,9 +1,10 @@
 """Updates: gradients in, new weights out. Momentum SGD and Adam written out (their state is plain
-tensors that checkpoints save), L-BFGS through torch, the L2 / L1 penalties, weight averaging.
+tensors that checkpoints save), L-BFGS (softreg.training.lbfgs), the L2 / L1 penalties, weight
+averaging.
 
-torch.optim is not used for SGD and Adam: its first step imports TorchDynamo (about 2 s on a
-fresh process) and its per-call overhead dominates small minibatches. The arithmetic is the
-same as torch.optim.SGD(momentum) and torch.optim.Adam (tests compare them).
+torch.optim is not used: an optimizer's constructor imports TorchDynamo (about 2 s on a fresh
+process) and its per-call overhead dominates small minibatches. The arithmetic of SGD and Adam
+is the same as torch.optim.SGD(momentum) and torch.optim.Adam (tests compare them).
 """
 
 from __future__ import annotations
@@ -112,13 +113,11 @@ def l2_penalty(params: list[torch.Tensor], penalised: list[bool], l2: float) -> 
 
 
 class LBFGS:
-    """Full-batch L-BFGS (torch.optim.LBFGS with a strong-Wolfe line search).
+    """Full-batch L-BFGS (softreg.training.lbfgs, with a backtracking line search).
 
     ``evaluate()`` must return (cost, correct, grads) over the whole training set (all
-    processes together); the L2 penalty is added here. Its state lives inside torch's
-    optimizer: a checkpoint taken mid-run restarts its curvature history (the weights,
-    and so the result of a run resumed at an epoch boundary, are unaffected only if
-    the run is not interrupted; see TrainState).
+    processes together); the L2 penalty is added here. Its state (curvature pairs, last
+    direction and step) is saved in checkpoints (see TrainState).
     """
 
     name = "lbfgs"
@@ -127,8 +126,9 @@ class LBFGS:
         self.params = list(net.parameters())
         self.penalised = weight_names(net)
         self.l2 = l2
-        self.optimizer = torch.optim.LBFGS(self.params, lr=lr, max_iter=20, history_size=20,
-                                           line_search_fn="strong_wolfe")
+        from softreg.training.lbfgs import LBFGSMethod
+
+        self.optimizer = LBFGSMethod(self.params, lr=lr, max_iter=20, history_size=20)
 
     def epoch(self, evaluate) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step (up to 20 evaluations); returns the first evaluation's cost and correct."""
