@@ -20,7 +20,7 @@ from softreg.errors import UserInputError
 from softreg.models import Classifier, ModelConfig, Preprocess, build_model
 from softreg.training.config import LESSON_TABLES, Runtime, TrainConfig, make_config
 from softreg.training.device import resolve_device
-from softreg.training.loop import SINGLE, Callback, Comm, evaluate_source, fit
+from softreg.training.loop import SINGLE, Callback, Comm, cpu_threads, evaluate_source, fit
 from softreg.training.plan import Plan, make_plan
 from softreg.training.state import History, TrainState, stopping_for
 
@@ -156,10 +156,13 @@ def final_metrics(state: TrainState, sources: dict, comm: Comm = SINGLE) -> dict
     metrics: dict = {"train_seconds": state.elapsed, "epochs": len(state.history)}
     if state.history.best_epoch is not None:
         metrics["best_epoch"] = state.history.best_epoch
-    for name, source in sources.items():
-        if source is not None:
-            scores = evaluate_source(state.model, source, comm)
-            metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = scores["loss"], scores["accuracy"]
+    # on the loop's threads: two threads scored 10x slower than one while another process kept a
+    # core busy (BENCHMARKS.md, "Scoring")
+    with cpu_threads(state.plan.threads, next(state.model.parameters()).device):
+        for name, source in sources.items():
+            if source is not None:
+                scores = evaluate_source(state.model, source, comm)
+                metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = scores["loss"], scores["accuracy"]
     if comm.world > 1:
         metrics["world_size"] = comm.world
     return metrics
