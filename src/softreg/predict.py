@@ -332,13 +332,15 @@ class Predictor:
         return torch.cat(parts) if parts else torch.empty(0, len(self.classes))
 
     def predictions(self, X: torch.Tensor, notes: list[list[str]] | None = None,
-                    probs: torch.Tensor | None = None) -> list[Prediction]:
+                    probs: torch.Tensor | None = None, check: bool = True) -> list[Prediction]:
         """Score X (N, n_features) and describe each row: label, probabilities and notes.
 
         Pass ``probs`` when already computed (the server scores batches of requests at once).
+        ``check=False`` skips ``check`` (rows of the run's own test split need no novelty check,
+        whose first use fits a model of the training images: 0.5 to 3 s on Fashion-MNIST).
         """
         probs = self.predict_proba(X) if probs is None else probs
-        checks = self.check(X)
+        checks = self.check(X) if check else [[] for _ in range(X.shape[0])]
         notes = notes or [[] for _ in range(len(checks))]
         out = []
         for i, row in enumerate(probs.tolist()):
