@@ -137,6 +137,7 @@ def train(
                              "hold out the validation rows yourself.")
     device = resolve_device(runtime.device)
     data, validation = split_validation(data, config.stop.validation_fraction, config.seed)
+    config, l2_choice = resolve_l2(data, config, runtime, sample_weight)
     state = new_state(data, config, runtime, has_validation=validation is not None, device=device,
                       fit_preprocess=resume is None)
     if resume is not None:
@@ -148,7 +149,21 @@ def train(
     metrics = final_metrics(state, {"train": source, "val": val_source,
                                     "test": None if data.test is None else
                                     InMemorySource(data.test.X, data.test.y, device=device)}, comm)
+    if l2_choice is not None:
+        metrics["l2"], metrics["l2_auto"] = l2_choice.l2, l2_choice.to_dict()
     return TrainResult(state.model, state.history, metrics, config, state.plan, state)
+
+
+def resolve_l2(data: Dataset, config: TrainConfig, runtime: Runtime, sample_weight: torch.Tensor | None):
+    """(config with a number for l2, the L2Choice or None): ``l2="auto"`` is chosen on a
+    regularisation path over a validation split of ``data.train`` (softreg.training.l2path)."""
+    if config.optim.l2 != "auto":
+        return config, None
+    from softreg.training.config import with_settings
+    from softreg.training.l2path import choose_l2
+
+    choice = choose_l2(data, config, runtime=runtime, sample_weight=sample_weight)
+    return with_settings(config, l2=choice.l2), choice
 
 
 def final_metrics(state: TrainState, sources: dict, comm: Comm = SINGLE) -> dict:
@@ -173,6 +188,9 @@ def _train_stream(data, config: TrainConfig, runtime: Runtime, callbacks, resume
     if config.stop.validation_fraction > 0:
         raise UserInputError("--validation-fraction is not available with --stream; give a separate --test table "
                              "and leave it out.")
+    if config.optim.l2 == "auto":
+        raise UserInputError("--l2 auto fits the model at many penalties, which --stream does not do; give --l2 a "
+                             "number (e.g. --l2 0.001), or leave out --stream.")
     device = resolve_device(runtime.device)
     state = new_state(data, config, runtime, has_validation=False, device=device)
     if resume is not None:
