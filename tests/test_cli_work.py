@@ -27,3 +27,13 @@ def test_predict_test_sample_fits_no_novelty_model(run_cli, trained_idx_run, tmp
     code, out, err = run_cli("predict", run, picture)
     assert code == 0, err
     assert fits == [1]
+
+
+def test_predict_features_beyond_float32_is_one_line(run_cli, tmp_path):
+    from conftest import assert_user_error
+
+    run = tmp_path / "toy"
+    assert run_cli("train", "--data", "toy", "--epochs", "2", "--out", run)[0] == 0
+    code, out, err = run_cli("predict", run, "--features", "1e300,2,3,4")
+    line = assert_user_error(code, err, "1e+300", "position 0", "float32")
+    assert "Warning" not in line and out == ""

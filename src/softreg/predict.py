@@ -137,6 +137,11 @@ class Predictor:
             i, j = (int(v) for v in np.argwhere(~np.isfinite(values))[0])
             raise UserInputError(f"{label(i)} has {values[i, j]} at position {j}; "
                                  "feature values must be finite numbers: replace NaN / inf values.")
+        huge = np.abs(values) > np.finfo(np.float32).max  # would become inf in the model's float32
+        if huge.any():
+            i, j = (int(v) for v in np.argwhere(huge)[0])
+            raise UserInputError(f"{label(i)} has {values[i, j]:g} at position {j}, beyond float32's range "
+                                 "(3.4e38); replace or rescale the value.")
         if self.image_shape is not None and self.pixel_max is not None:
             bad = (values < 0) | (values > self.pixel_max)
             if bad.any():
