@@ -1,4 +1,4 @@
-"""A reader that closes the pipe early (``softreg predict RUN --index 0 | head -1``) is not an error."""
+"""Exits that are not errors: a reader that closes the pipe early (`... | head -1`), Ctrl-C while loading."""
 
 from __future__ import annotations
 
@@ -28,3 +28,22 @@ def test_train_into_a_closed_pipe_exits_0_quietly(tmp_path):
     done = _run_into_closed_pipe("train", "--data", "toy", "--epochs", "2", "--out", tmp_path / "run")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line(monkeypatch, capsys):
+    """Ctrl-C during the imports, before the command line's own handler runs: status 130, one line."""
+    import types
+
+    import pytest
+
+    from softreg import _entry
+
+    class Interrupted(types.ModuleType):
+        def __getattr__(self, name):
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(sys.modules, "softreg.cli", Interrupted("softreg.cli"))
+    with pytest.raises(SystemExit) as exc:
+        _entry.main(["--help"])
+    assert exc.value.code == 130
+    assert capsys.readouterr().err == "softreg: interrupted\n"

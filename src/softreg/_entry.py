@@ -38,6 +38,14 @@ def missing_extra_message(exc: ModuleNotFoundError) -> Optional[str]:
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Run the command line; without its optional dependencies, say which extra to install (exit 2)."""
+    try:
+        _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C before the command line's own handler is in place (its imports)
+        print("softreg: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+def _main(argv: Optional[list[str]]) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         from softreg.cli import main as cli_main
