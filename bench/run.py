@@ -4,8 +4,12 @@
 
 Each contender (and the matmul bound and the scaling runs) runs in a fresh
 subprocess, ``python bench/run.py --contender NAME --json``, so that its peak
-memory is its own. Prints a report and writes results.json, report.md and
-time_vs_accuracy.png to --out. See bench/README.md.
+memory is its own. Then, for every contender, the command a user would run
+(bench/e2e.py) is timed end to end in fresh processes, round-robin over the
+contenders so that a change in machine load hits them alike, with its peak
+memory; and `softreg --help` and `softreg predict RUN --index 0`. Prints a
+report and writes results.json, report.md and time_vs_accuracy.png to --out.
+See bench/README.md.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 import contenders as C
+import e2e
 import report
 from softreg.training import make_config
 
@@ -34,6 +39,8 @@ TARGET_ACCURACY = {"fashion-mnist": 0.84, "digits": 0.95}  # for time-to-target;
 CHEAP_SECONDS = 10.0  # sklearn-sgd is repeated only when one fit takes less
 SOFTREG_CHEAP_SECONDS = 60.0  # likewise for the softreg contenders
 MARK = "BENCH-JSON "  # prefix of the line a contender process prints its result on
+E2E_REPEATS = 3  # fresh processes per end-to-end command (1 with --quick, or when one takes over a minute)
+E2E_ONLY = {"sklearn-logreg-default-1-thread": "sklearn-logreg-default"}  # extra command -> its contender
 
 
 def config_maker(recipe: str | None = None, **flags) -> Callable:
@@ -101,7 +108,7 @@ def first_reach(r: dict, target: float) -> dict | None:
     return None
 
 
-def summarize(res: dict, target: float) -> dict:
+def summarize(res: dict, target: float, e2e_results: dict | None = None, startup: dict | None = None) -> dict:
     ok = {n: r for n, r in res.items() if "error" not in r}
     s: dict = dict(target_accuracy=target, bound_fraction={}, ratios={})
     s["time_to_target"] = {n: first_reach(r, target) for n, r in ok.items() if r.get("curve")}
@@ -117,10 +124,14 @@ def summarize(res: dict, target: float) -> dict:
                 fraction_1_thread=bound["1"]["seconds"] / per_epoch,
                 fraction_same_threads=bound[same]["seconds"] / per_epoch)
     baselines = ("sklearn-logreg-default", "sklearn-logreg-1000", "sklearn-sgd", "lesson-loop")
+    ends = {n: r for n, r in (e2e_results or {}).items() if "error" not in r}
+    s["e2e_ratios"] = {}
     for a in SOFTREG:
-        for b in baselines:
+        for b in (*baselines, *E2E_ONLY):
             if a in ok and b in ok:
                 s["ratios"][f"{a} / {b}"] = ok[a]["fit_s"] / ok[b]["fit_s"]
+            if a in ends and b in ends:
+                s["e2e_ratios"][f"{a} / {b}"] = ends[a]["seconds"] / ends[b]["seconds"]
     if "lesson-loop" in ok and "softreg-lesson" in ok:
         loop, ours = ok["lesson-loop"], ok["softreg-lesson"]
         diffs = [abs(a - b) for a, b in zip(loop["avg_cost"], ours["avg_cost"])]
@@ -128,11 +139,11 @@ def summarize(res: dict, target: float) -> dict:
                                      lesson_loop_s=loop["fit_s"], softreg_lesson_s=ours["fit_s"],
                                      speedup=loop["fit_s"] / ours["fit_s"])
     s["scaling"] = ok.get("scaling", {}).get("results")
-    s["targets"] = targets(ok, s)
+    s["targets"] = targets(ok, s, e2e_results or {}, startup or {})
     return s
 
 
-def targets(ok: dict, s: dict) -> list[dict]:
+def targets(ok: dict, s: dict, ends: dict, startup: dict) -> list[dict]:
     """The PASS / FAIL checklist; passed is None where a needed number is missing, and a timing
     taken while other work kept the CPU busy is marked unreliable."""
     rows = []
@@ -167,7 +178,49 @@ def targets(ok: dict, s: dict) -> list[dict]:
     sc = (s.get("scaling") or {}).get("softreg-default")
     check("4x data <= 4.4x time per epoch (softreg-default)", sc and sc["ratio_to_1x"]["4"], lambda v: v <= 4.4,
           lambda v: f"{v:.2f}x", ("scaling",))
+    end = ends.get("softreg-default", {})
+    for baseline in ("sklearn-logreg-default", *E2E_ONLY):
+        ratio = s["e2e_ratios"].get(f"softreg-default / {baseline}")
+        check(f"`softreg train` end to end >= 7x faster than the {baseline} script (same run)", ratio,
+              lambda v: v <= 1 / 7, lambda v: f"{1 / v:.1f}x ({end['seconds']:.2f} s against "
+                                               f"{end['seconds'] / v:.2f} s)")
+    check("`softreg train` end to end: test accuracy >= 0.846", end.get("test_acc"), lambda v: v >= 0.846,
+          lambda v: f"{v:.4f}")
+    check("`softreg train` end to end: peak RSS <= 600 MB", end.get("peak_rss_mb"), lambda v: v <= 600,
+          lambda v: f"{v:.0f} MB")
+    for key, label, limit in (("help", "`softreg --help`", 0.5), ("predict", "`softreg predict RUN --index 0`", 2.5)):
+        check(f"{label} under {limit} s", startup.get(key, {}).get("seconds"), lambda v, limit=limit: v < limit,
+              lambda v: f"{v:.3f} s")
     return rows
+
+
+# ---- end to end -------------------------------------------------------------------------
+
+def end_to_end(names: list[str], args) -> tuple[dict, dict]:
+    """Each contender's user command in fresh processes, round-robin, E2E_REPEATS rounds (commands
+    slower than a minute run once); then `softreg --help` and `softreg predict`."""
+    cmds = e2e.commands(args.data, dict(lbfgs=LBFGS_FLAGS, mlp=MLP_FLAGS))
+    todo = [n for n in cmds if n in names or E2E_ONLY.get(n) in names]
+    runs: dict[str, list] = {n: [] for n in todo}
+    failed: dict[str, str] = {}
+    for round_ in range(1 if args.quick else E2E_REPEATS):
+        for name in todo:
+            if name in failed or (runs[name] and runs[name][0]["seconds"] > e2e.SLOW_SECONDS):
+                continue
+            print(f"[end to end {round_ + 1}] {name} ...", end=" ", flush=True)
+            try:
+                r = e2e.run_once(cmds[name])
+            except RuntimeError as exc:
+                failed[name] = str(exc)
+                print("FAILED", flush=True)
+                continue
+            runs[name].append(r)
+            print(f"{r['seconds']:.2f} s, {r['peak_rss_mb']:.0f} MB, other cores {r['other_cores'] or 0:.2f}",
+                  flush=True)
+    ends = {n: e2e.summary(cmds[n], rs) for n, rs in runs.items() if rs}
+    ends.update({n: {"error": message} for n, message in failed.items()})
+    print("[start-up] softreg --help, softreg predict ...", flush=True)
+    return ends, e2e.startup(args.data, repeats=3 if args.quick else 7)
 
 
 # ---- the parent ---------------------------------------------------------------------------
@@ -235,11 +288,12 @@ def main(argv=None) -> None:
         detail = "FAILED" if "error" in r else ", ".join(
             f"{k} {r[k]:.4g}" for k in ("fit_s", "test_acc", "peak_rss_mb", "other_cores") if r.get(k) is not None)
         print(f"{time.perf_counter() - tic:.1f} s ({detail})", flush=True)
+    ends, startup = end_to_end(names, args)
     doc = dict(data=args.data, mode="quick" if args.quick else "full", date=time.strftime("%Y-%m-%d %H:%M"),
                command=shlex.join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
                machine=m, n_train=len(data.train), n_test=len(data.test), n_features=data.n_features,
                default_config=default_config, settings=dict(lbfgs=LBFGS_FLAGS, mlp=MLP_FLAGS),
-               results=results, summary=summarize(results, target))
+               results=results, e2e=ends, startup=startup, summary=summarize(results, target, ends, startup))
     if "config" in results.get("softreg-default", {}):  # what the run used (src/ may change meanwhile)
         doc["default_config"] = results["softreg-default"]["config"]
     doc.update(total_s=time.perf_counter() - started, load_before=load_before, load_after=_load())

@@ -57,7 +57,7 @@ def check_settings(values: dict, prefix: str = "--") -> None:
                 and not (name in _OPEN_BELOW and value >= hi)
         if not ok:
             example = {"seed": "0", "lr": "0.1", "momentum": "0.9", "epochs": "10", "batch_size": "100",
-                       "threads": "1"}.get(name, str(lo))
+                       "threads": "1", "l2": "0.001", "l1": "0.0001"}.get(name, str(lo))
             raise UserInputError(f"{shown} must be {rule}; got {value!r}. Example: {shown} {example}.")
 
 

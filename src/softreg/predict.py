@@ -141,6 +141,11 @@ class Predictor:
             i, j = (int(v) for v in np.argwhere(~np.isfinite(values))[0])
             raise UserInputError(f"{label(i)} has {values[i, j]} at position {j}; "
                                  "feature values must be finite numbers: replace NaN / inf values.")
+        huge = np.abs(values) > np.finfo(np.float32).max  # would become inf in the model's float32
+        if huge.any():
+            i, j = (int(v) for v in np.argwhere(huge)[0])
+            raise UserInputError(f"{label(i)} has {values[i, j]:g} at position {j}, beyond float32's range "
+                                 "(3.4e38); replace or rescale the value.")
         if self.image_shape is not None and self.pixel_max is not None:
             bad = (values < 0) | (values > self.pixel_max)
             if bad.any():
@@ -378,13 +383,15 @@ class Predictor:
         return torch.cat(parts) if parts else torch.empty(0, len(self.classes))
 
     def predictions(self, X: torch.Tensor, notes: list[list[str]] | None = None,
-                    probs: torch.Tensor | None = None) -> list[Prediction]:
+                    probs: torch.Tensor | None = None, check: bool = True) -> list[Prediction]:
         """Score X (N, n_features) and describe each row: label, probabilities and notes.
 
         Pass ``probs`` when already computed (the server scores batches of requests at once).
+        ``check=False`` skips ``check`` (rows of the run's own test split need no novelty check,
+        whose first use fits a model of the training images: 0.5 to 3 s on Fashion-MNIST).
         """
         probs = self.predict_proba(X) if probs is None else probs
-        checks = self.check(X)
+        checks = self.check(X) if check else [[] for _ in range(X.shape[0])]
         notes = notes or [[] for _ in range(len(checks))]
         out = []
         for i, row in enumerate(probs.tolist()):

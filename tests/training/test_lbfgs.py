@@ -60,7 +60,7 @@ def test_reaches_scipys_optimum_of_softmax_regression():
         t = torch.tensor(theta, requires_grad=True)
         value = cost(t[:640].reshape(10, 64), t[640:])
         (grad,) = torch.autograd.grad(value, t)
-        return float(value), grad.numpy()
+        return float(value.detach()), grad.numpy()
 
     best = minimize(fun, np.zeros(650), jac=True, method="L-BFGS-B", options={"gtol": 1e-10, "maxiter": 5000})
     assert float(cost(W, b)) == pytest.approx(best.fun, rel=1e-7)

@@ -109,7 +109,19 @@ DATA_HELP = ("digits (bundled, default), mnist, fashion-mnist, kmnist, toy, toy-
 
 
 def echo(text: str = "") -> None:
-    typer.echo(text)
+    """A line on stdout; when the reader has gone (``softreg predict ... | head -1``), exit 0 quietly."""
+    try:
+        typer.echo(text)
+    except BrokenPipeError:
+        import os
+        import sys
+
+        # click would turn the error into exit status 1, and the flush at exit would fail again
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file (captured)
+            pass
+        raise SystemExit(0) from None
 
 
 def note(text: str) -> None:

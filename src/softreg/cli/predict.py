@@ -59,6 +59,7 @@ def predict(
     invert = pick(invert, "invert")
     predictor = Predictor.from_run(run_dir, data_dir=data_dir)
     true_label = None
+    check = True  # a sample of the run's own test split needs no check against the training images
     if image is not None:
         prepared = predictor.prepare_image(image, invert=invert, fit=fit)
         X, notes, what = prepared.pixels.reshape(1, -1), [prepared.warnings], str(image)
@@ -72,8 +73,8 @@ def predict(
         if random_sample:
             index = predictor.random_test_index(seed)
         x, true_label, what = predictor.test_sample(index, what="--index")
-        X, notes = x.reshape(1, -1), None
-    result = predictor.predictions(X, notes)[0]
+        X, notes, check = x.reshape(1, -1), None, False
+    result = predictor.predictions(X, notes, check=check)[0]
     probs = result.probabilities
     echo(f"{what}: predicted {result.label} (probability {probs[result.index]:.4f})"
          + (f", true {true_label}" if true_label is not None else ""))

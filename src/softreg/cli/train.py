@@ -37,7 +37,8 @@ def train(
     lr: Optional[float] = typer.Option(None, "--lr", help="learning rate"),
     optimizer: Optional[str] = typer.Option(None, "--optimizer", metavar=metavar("optimizer"), help="update rule (default: sgd; adam for --model mlp)"),
     momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum in [0, 1)"),
-    l2: Optional[float] = typer.Option(None, "--l2", help="L2 penalty on the weights"),
+    l2: Optional[str] = typer.Option(None, "--l2", metavar="FLOAT|auto", help="L2 penalty on the weights; auto: "
+                                     "the best of a regularisation path on a validation split (default: 0.001; 0 for the lesson recipes)"),
     l1: Optional[float] = typer.Option(None, "--l1", help="L1 penalty on the weights (sparse models)"),
     schedule: Optional[str] = typer.Option(None, "--schedule", metavar=metavar("schedule"), help="learning rate over the run (default: constant; cosine for --model mlp)"),
     average: Optional[float] = typer.Option(
@@ -105,11 +106,12 @@ def train(
         raise UserInputError(f"--{'hidden' if hidden is not None else 'activation'} shapes an MLP's hidden layers; "
                              "add --model mlp (or leave the option out).")
     # numeric options first, named as typed (the config checks the same bounds for library users)
-    limits.check_settings(dict(seed=seed, lr=lr, l2=l2, l1=l1, momentum=momentum, epochs=epochs,
+    l2_value = _parse_l2(l2)
+    limits.check_settings(dict(seed=seed, lr=lr, l2=None if l2_value == "auto" else l2_value, l1=l1, momentum=momentum, epochs=epochs,
                                batch_size=batch_size, threads=threads, patience=patience, log_every=log_every))
     config = make_config(
         recipe, data_name=data, model=model, hidden=_parse_hidden(hidden), activation=activation,
-        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum, l2=l2,
+        epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum, l2=l2_value,
         l1=l1, schedule=schedule, average=average, validation_fraction=validation_fraction,
         early_stopping=early_stopping, patience=patience, init=init, bias=False if no_bias else None,
         shuffle=shuffle, drop_last=drop_last, seed=seed, preprocess=preprocess, impute=impute,
@@ -147,6 +149,15 @@ def cli_argv() -> list[str]:
     return list(cli.ARGV)
 
 
+def _parse_l2(text: Optional[str]) -> float | str | None:
+    if text is None or text.strip().lower() == "auto":
+        return None if text is None else "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise UserInputError(f"--l2 must be a number >= 0 or auto; got {text!r}. Example: --l2 0.001 or --l2 auto.") from None
+
+
 def _names(text: Optional[str]) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()] if text else []
 
@@ -159,5 +170,9 @@ def _finish(out: Path) -> None:
     if not is_main():  # rank 0 wrote the run and reports it
         return
     metrics = json.loads((out / "metrics.json").read_text())
+    if "l2_auto" in metrics:
+        from softreg.training.l2path import describe_choice
+
+        echo(describe_choice(metrics["l2_auto"]))
     print_metrics(metrics)
     echo(f"saved run to {out}")

@@ -37,7 +37,8 @@ class OptimSpec:
     optimizer: str = "sgd"  # sgd | adam | lbfgs (full batch)
     lr: float = 0.1  # learning rate
     momentum: float = 0.9  # sgd only
-    l2: float = 1e-3  # adds l2/2 * ||W||^2 (weights, not biases) to the mean cost
+    l2: float | str = 1e-3  # adds l2/2 * ||W||^2 (weights, not biases) to the mean cost; "auto": chosen on
+    # a validation split by a regularisation path (softreg.training.l2path), then refitted on every row
     l1: float = 0.0  # adds l1 * |W|_1, applied as a proximal (soft-threshold) step after each update
     schedule: str = "constant"  # learning rate over the run: constant | cosine (to 0 at the end)
     average: float = 0.75  # average the weights over this final share of the updates (0 = off)
@@ -123,7 +124,8 @@ class TrainConfig:
              "Example: --lr 0.1.")
         need(_is_real(o.momentum) and 0 <= o.momentum < 1, "momentum", o.momentum, "in [0, 1)",
              "Example: --momentum 0.9.")
-        need(_is_real(o.l2) and 0 <= o.l2 <= 1e6, "l2", o.l2, "a number in [0, 1e6]", "Example: --l2 0.0001.")
+        need(o.l2 == "auto" or (_is_real(o.l2) and 0 <= o.l2 <= 1e6), "l2", o.l2, "a number in [0, 1e6] or auto",
+             "Example: --l2 0.0001 or --l2 auto.")
         need(_is_real(o.l1) and 0 <= o.l1 <= 1e6, "l1", o.l1, "a number in [0, 1e6]", "Example: --l1 0.0001.")
         need(not (o.l1 > 0 and o.optimizer == "lbfgs"), "l1", o.l1,
              "0 with --optimizer lbfgs (L1 is not smooth)", "Use --optimizer sgd or adam with --l1.")

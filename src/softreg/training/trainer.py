@@ -22,7 +22,7 @@ from softreg.models import MLP, Classifier, ModelConfig, Preprocess, build_model
 from softreg.preprocess import chunks_of
 from softreg.training.config import LESSON_TABLES, Runtime, TrainConfig, make_config
 from softreg.training.device import resolve_device
-from softreg.training.loop import SINGLE, Callback, Comm, evaluate_source, fit
+from softreg.training.loop import SINGLE, Callback, Comm, cpu_threads, evaluate_source, fit
 from softreg.training.plan import Plan, make_plan
 from softreg.training.state import History, TrainState, stopping_for
 
@@ -118,14 +118,15 @@ def new_state(data: Dataset, config: TrainConfig, runtime: Runtime, *, has_valid
     The network's initial weights are drawn after seeding with ``config.seed``; the trainer's
     generator continues from there, so a seeded run shuffles as the lessons' DataLoader did.
     """
-    with torch.random.fork_rng(devices=[]):
+    plan = make_plan(config, len(data.train), data.n_features, runtime_for(data, runtime, device), device.type)
+    # the preprocessing is fitted on the loop's threads: 3x faster than two threads under load
+    with torch.random.fork_rng(devices=[]), cpu_threads(plan.threads, torch.device(device)):
         torch.manual_seed(config.seed)
         if model is None:
             model = build_classifier(data, config, fit_preprocess, comm)
         generator = torch.Generator()
         generator.set_state(torch.get_rng_state())
     model.to(device=device, dtype=DTYPES[config.optim.dtype])
-    plan = make_plan(config, len(data.train), data.n_features, runtime_for(data, runtime, device), device.type)
     state = TrainState(model, config, plan, generator, stopping_for(config, has_validation))
     if comm.world > 1 and isinstance(model.net, MLP):
         state.forward = comm.wrap(model.net)  # DistributedDataParallel: gradients summed in backward
@@ -160,6 +161,7 @@ def train(
                              "hold out the validation rows yourself.")
     device = comm.device if comm.world > 1 else resolve_device(runtime.device)
     data, validation = split_validation(data, config.stop.validation_fraction, config.seed)
+    config, l2_choice = resolve_l2(data, config, runtime, sample_weight, comm)
     state = new_state(data, config, runtime, has_validation=validation is not None, device=device,
                       fit_preprocess=resume is None, comm=comm)
     if resume is not None:
@@ -176,7 +178,26 @@ def train(
     val_source = source(validation)
     fit(state, train_source, validation=val_source, callbacks=callbacks, comm=comm)
     metrics = final_metrics(state, {"train": train_source, "val": val_source, "test": source(data.test)}, comm)
+    if l2_choice is not None:
+        metrics["l2"], metrics["l2_auto"] = l2_choice.l2, l2_choice.to_dict()
     return TrainResult(state.model, state.history, metrics, config, state.plan, state)
+
+
+def resolve_l2(data: Dataset, config: TrainConfig, runtime: Runtime, sample_weight: torch.Tensor | None,
+               comm: Comm = SINGLE):
+    """(config with a number for l2, the L2Choice or None): ``l2="auto"`` is chosen on a
+    regularisation path over a validation split of ``data.train`` (softreg.training.l2path).
+    With several processes each walks the path on all the rows and rank 0's choice is taken by
+    all (CPUs that round differently could otherwise disagree)."""
+    if config.optim.l2 != "auto":
+        return config, None
+    from softreg.training.config import with_settings
+    from softreg.training.l2path import choose_l2
+
+    choice = choose_l2(data, config, runtime=runtime, sample_weight=sample_weight)
+    if comm.world > 1:
+        choice = comm.broadcast(choice)
+    return with_settings(config, l2=choice.l2), choice
 
 
 def final_metrics(state: TrainState, sources: dict, comm: Comm = SINGLE) -> dict:
@@ -184,10 +205,13 @@ def final_metrics(state: TrainState, sources: dict, comm: Comm = SINGLE) -> dict
     metrics: dict = {"train_seconds": state.elapsed, "epochs": len(state.history)}
     if state.history.best_epoch is not None:
         metrics["best_epoch"] = state.history.best_epoch
-    for name, source in sources.items():
-        if source is not None:
-            scores = evaluate_source(state.model, source, comm)
-            metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = scores["loss"], scores["accuracy"]
+    # on the loop's threads: two threads scored 10x slower than one while another process kept a
+    # core busy (BENCHMARKS.md, "Scoring")
+    with cpu_threads(state.plan.threads, next(state.model.parameters()).device):
+        for name, source in sources.items():
+            if source is not None:
+                scores = evaluate_source(state.model, source, comm)
+                metrics[f"{name}_loss"], metrics[f"{name}_accuracy"] = scores["loss"], scores["accuracy"]
     if comm.world > 1:
         metrics["world_size"] = comm.world
     return metrics
@@ -198,6 +222,9 @@ def _train_stream(data, config: TrainConfig, runtime: Runtime, callbacks, resume
     if config.stop.validation_fraction > 0:
         raise UserInputError("--validation-fraction is not available with --stream; give a separate --test table "
                              "and leave it out.")
+    if config.optim.l2 == "auto":
+        raise UserInputError("--l2 auto fits the model at many penalties, which --stream does not do; give --l2 a "
+                             "number (e.g. --l2 0.001), or leave out --stream.")
     pieces = len(data.train.pieces)
     if pieces < comm.world:  # a process without a piece would leave the others waiting at every step
         raise UserInputError(f"{comm.world} processes share a streamed table by its pieces (files, Parquet row "

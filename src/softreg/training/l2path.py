@@ -1,0 +1,209 @@
+"""``--l2 auto``: the L2 penalty chosen on a regularisation path over a validation split.
+
+The training rows are split (stratified, fixed by the seed) into fitting rows and validation
+rows. The model is fitted at each penalty of a grid, from the strongest down, each fit starting
+from the weights of the previous one (a warm start: the optimum moves little from one penalty
+to the next, so each needs a fraction of a full run). The penalty whose model has the lowest
+validation log loss wins; the path stops once ``PATIENCE`` weaker penalties in a row have done
+no better. The caller then refits on every training row with the chosen penalty.
+
+As in scikit-learn's ``LogisticRegressionCV``, the penalty carried over to the refit keeps the
+penalty per sample summed over the data fixed (sklearn's ``C``): the mean-cost penalty softreg
+uses, ``l2``, becomes ``l2 * n_fit / n_all`` for the refit on all ``n_all`` rows.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import torch
+
+from softreg.data.base import Dataset, Split
+from softreg.data.sources import InMemorySource
+from softreg.data.sparse import row_range, take_rows
+from softreg.errors import UserInputError
+from softreg.models import Classifier, loss_from_scores, scores_to_labels
+from softreg.training.config import Runtime, TrainConfig, with_settings
+
+# Penalties tried, strongest first: 1 down to 1e-6 in half-decade steps (mean-cost penalty on
+# standardised features; 1 leaves the weights near zero, 1e-6 is nearly unpenalised).
+DEFAULT_GRID: tuple[float, ...] = tuple(10.0 ** (-k / 2) for k in range(13))
+VALIDATION_FRACTION = 0.2  # share of the training rows held out to score each penalty
+PATIENCE = 2  # weaker penalties in a row with no better validation loss before the path stops
+STAGE_SHARE = 0.25  # each penalty gets this share of a full run's epochs (at least one epoch)
+# Up to this many values (rows x features) a linear model's path is fitted to the optimum of each
+# penalty by full-batch L-BFGS in float64: cheap at that size, and exact, so the choice does not
+# depend on how close minibatch updates came (on the digits they shifted it by a grid step).
+EXACT_PATH_VALUES = 2**22
+EXACT_STAGE_EPOCHS = 25  # L-BFGS epochs of up to 20 steps; a converged stage stops early
+SCORE_CHUNK = 8192  # validation rows scored at once
+
+
+@dataclass
+class PathPoint:
+    """One penalty of the path: its validation log loss and accuracy, epochs run, seconds taken."""
+
+    l2: float
+    val_loss: float
+    val_accuracy: float
+    epochs: int
+    seconds: float
+
+
+@dataclass
+class L2Choice:
+    """The outcome of ``choose_l2``.
+
+    l2 : the penalty to refit with on all training rows (``path_l2 * n_fit / n_all``)
+    path_l2 : the grid penalty with the lowest validation log loss
+    points : every penalty tried, strongest first (the path may stop before the grid's end)
+    n_fit, n_val : rows the path fitted on and scored on
+    seconds : the whole path, wall clock
+    """
+
+    l2: float
+    path_l2: float
+    points: list[PathPoint] = field(default_factory=list)
+    n_fit: int = 0
+    n_val: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def describe_choice(choice: dict) -> str:
+    """One line for the command line about an ``L2Choice.to_dict()``."""
+    best = min(choice["points"], key=lambda p: p["val_loss"])
+    return (f"l2 auto: chose {choice['l2']:.3g} (validation log loss {best['val_loss']:.4f} at {choice['path_l2']:.3g} "
+            f"on {choice['n_val']} held-out rows; {len(choice['points'])} penalties in {choice['seconds']:.2f} s)")
+
+
+def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fit rows, validation rows): sorted int64 indices into ``y`` (n,).
+
+    Each class sends ``round(fraction * count)`` of its rows to validation (at least one, and
+    never all, when it has two or more); the rows are drawn with a generator seeded by ``seed``.
+    """
+    n = int(y.shape[0])
+    if n < 2:
+        raise UserInputError(f"l2 auto needs at least 2 training rows to hold some out; got {n}. "
+                             "Give --l2 a number instead.")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    labels = y[order].to(torch.int64)
+    by_class = torch.argsort(labels, stable=True)  # positions in `order`, grouped by class
+    counts = torch.bincount(labels)
+    starts = torch.cumsum(counts, 0) - counts
+    rank = torch.empty(n, dtype=torch.int64)
+    rank[by_class] = torch.arange(n) - starts.repeat_interleave(counts)  # rank of each row within its class
+    wanted = torch.floor(counts.double() * fraction + 0.5).long()
+    wanted = torch.where(counts >= 2, wanted.clamp(min=1), torch.zeros_like(wanted))
+    wanted = torch.minimum(wanted, (counts - 1).clamp(min=0))
+    held = rank < wanted[labels]
+    if not bool(held.any()):
+        raise UserInputError(f"l2 auto could not hold out validation rows: no class has 2 or more of the {n} "
+                             "training rows. Give --l2 a number instead.")
+    return order[~held].sort().values, order[held].sort().values
+
+
+def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = None,
+              sample_weight: torch.Tensor | None = None, grid: Sequence[float] | None = None,
+              validation_fraction: float = VALIDATION_FRACTION,
+              split: tuple[torch.Tensor, torch.Tensor] | None = None,
+              stage_epochs: int | None = None) -> L2Choice:
+    """Choose the L2 penalty for training ``config`` on ``data.train`` by a regularisation path.
+
+    data : the rows to choose on, ``data.train`` (X (n, *sample_shape) raw, y (n,) class indices);
+        its test split is never looked at
+    config : the training settings; its own ``l2`` is ignored (it may be "auto"). Each penalty
+        is fitted with this optimizer, batch size and preprocessing, for ``stage_epochs`` epochs
+    runtime : device and threads, as for ``train``
+    sample_weight : optional (n,) weights of the rows, used in fitting and in the validation loss
+    grid : penalties to try (mean-cost L2, as ``TrainConfig.optim.l2``); sorted strongest first.
+        Default ``DEFAULT_GRID``
+    validation_fraction : share of the rows held out, stratified by class, fixed by ``config.seed``
+    split : (fit rows, validation rows) index tensors to use instead of drawing a split
+    stage_epochs : epochs per penalty; default a quarter of the epochs a full run of ``config``
+        would take on the fitting rows, at least one
+
+    Returns an ``L2Choice``; its ``l2`` is the penalty for a refit on all ``n`` rows.
+    """
+    from softreg.training.device import resolve_device
+    from softreg.training.loop import cpu_threads, fit
+    from softreg.training.plan import make_plan
+    from softreg.training.trainer import new_state
+
+    tic = time.perf_counter()
+    runtime = runtime or Runtime()
+    grid = sorted({float(v) for v in (grid if grid is not None else DEFAULT_GRID)}, reverse=True)
+    if not grid or any(not math.isfinite(v) or v < 0 for v in grid):
+        raise UserInputError(f"the l2 grid must hold finite numbers >= 0; got {grid}.")
+    n = len(data.train)
+    fit_rows, val_rows = split if split is not None else stratified_split(data.train.y, validation_fraction,
+                                                                           config.seed)
+    fitting = data.with_train(Split(take_rows(data.train.X, fit_rows), data.train.y[fit_rows]))
+    base = with_settings(config, l2=grid[0], validation_fraction=0.0, early_stopping=False)
+    if _exact_path(base, len(fit_rows) * data.n_features) and stage_epochs is None:
+        base = with_settings(base, optimizer="lbfgs", lr=1.0, batch_size=0, average=0.0, schedule="constant",
+                             dtype="float64", stall_stop=True, patience=1, tol=1e-9)
+        stage_epochs = EXACT_STAGE_EPOCHS
+    if stage_epochs is None:
+        full = make_plan(base, len(fit_rows), data.n_features, runtime)
+        stage_epochs = max(1, math.ceil(full.epochs * STAGE_SHARE))
+    device = resolve_device(runtime.device)
+    w = None if sample_weight is None else sample_weight.to(torch.float64)
+    points: list[PathPoint] = []
+    model: Classifier | None = None
+    best, stale = math.inf, 0
+    for l2 in grid:
+        started = time.perf_counter()
+        stage = with_settings(base, l2=l2, epochs=stage_epochs)
+        state = new_state(fitting, stage, runtime, has_validation=False, device=device, model=model)
+        model = state.model
+        source = InMemorySource(fitting.train.X, fitting.train.y,
+                                None if w is None else w[fit_rows].to(model.dtype), device=device)
+        fit(state, source)
+        with cpu_threads(state.plan.threads, device):
+            loss, accuracy = _scores(model, take_rows(data.train.X, val_rows), data.train.y[val_rows],
+                                     None if w is None else w[val_rows], device)
+        points.append(PathPoint(l2, loss, accuracy, len(state.history), time.perf_counter() - started))
+        if not math.isfinite(loss):
+            break  # a weaker penalty will not bring it back
+        if loss < best:
+            best, stale = loss, 0
+        else:
+            stale += 1
+            if stale >= PATIENCE:
+                break
+    chosen = min(points, key=lambda p: p.val_loss)
+    return L2Choice(l2=chosen.l2 * len(fit_rows) / n, path_l2=chosen.l2, points=points, n_fit=len(fit_rows),
+                    n_val=len(val_rows), seconds=time.perf_counter() - tic)
+
+
+def _exact_path(config: TrainConfig, values: int) -> bool:
+    """Whether the path is fitted exactly (full-batch L-BFGS): small linear problems without L1."""
+    return config.model.kind != "mlp" and not config.optim.l1 and values <= EXACT_PATH_VALUES
+
+
+@torch.no_grad()
+def _scores(model: Classifier, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
+            device: torch.device) -> tuple[float, float]:
+    """(weighted mean log loss, weighted accuracy) of ``model`` on raw rows X (n, ...), in chunks."""
+    was_training = model.training
+    model.eval()
+    loss_sum = correct_sum = weight_sum = 0.0
+    for start in range(0, X.shape[0], SCORE_CHUNK):
+        scores = model(row_range(X, start, min(start + SCORE_CHUNK, X.shape[0])).to(device))
+        yb = y[start : start + SCORE_CHUNK].to(device)
+        wb = (torch.ones(yb.shape[0], dtype=torch.float64, device=device) if w is None
+              else w[start : start + SCORE_CHUNK].to(device))
+        losses = loss_from_scores(scores, yb, reduction="none").double()
+        loss_sum += float((losses * wb).sum())
+        correct_sum += float(((scores_to_labels(scores) == yb).double() * wb).sum())
+        weight_sum += float(wb.sum())
+    model.train(was_training)
+    weight_sum = max(weight_sum, 1e-300)
+    return loss_sum / weight_sum, correct_sum / weight_sum

@@ -1,0 +1,128 @@
+"""--l2 auto: the stratified split, the regularisation path against scikit-learn, the refit, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_user_error
+
+from softreg.data.base import Dataset, Split
+from softreg.training import make_config, train, with_settings
+from softreg.training import l2path
+from softreg.training.l2path import DEFAULT_GRID, PATIENCE, choose_l2, stratified_split
+
+
+def _noisy(n: int = 300, seed: int = 0) -> Dataset:
+    """Three classes, 20 features of which 5 informative, 10% of the labels flipped: a penalty matters."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=n, n_features=20, n_informative=5, n_redundant=5, n_classes=3,
+                               flip_y=0.1, random_state=seed)
+    X = X * np.linspace(0.5, 20, 20) + np.linspace(-3, 3, 20)  # scales and offsets for the standardisation
+    return Dataset(name="noisy", train=Split(torch.tensor(X, dtype=torch.float32), torch.tensor(y)), test=None,
+                   classes=["a", "b", "c"])
+
+
+@pytest.mark.parametrize("fraction", [0.2, 0.5])
+def test_stratified_split_holds_out_each_class_share(fraction):
+    y = torch.tensor([0] * 50 + [1] * 7 + [2] * 2 + [3] * 1)[torch.randperm(60)]
+    fit, val = stratified_split(y, fraction, seed=3)
+    assert sorted(torch.cat([fit, val]).tolist()) == list(range(60))  # disjoint, every row once
+    counts = np.bincount(y.numpy())
+    wanted = np.clip(np.floor(counts * fraction + 0.5), 1, counts - 1) * (counts >= 2)
+    assert np.bincount(y[val].numpy(), minlength=4).tolist() == wanted.astype(int).tolist()
+    again, _ = stratified_split(y, fraction, seed=3)
+    other, _ = stratified_split(y, fraction, seed=4)
+    assert torch.equal(fit, again) and not torch.equal(fit, other)
+
+
+def test_stratified_split_needs_a_class_with_two_rows():
+    from softreg.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="l2 auto"):
+        stratified_split(torch.tensor([0, 1, 2]), 0.2, seed=0)
+
+
+def test_exact_path_matches_scikit_learn_at_every_penalty():
+    """Each point's validation log loss is that of scikit-learn's converged model at the same penalty
+    (C = 1 / (l2 * n_fit)) on the fitting rows, standardised with their own statistics."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    data = _noisy()
+    choice = choose_l2(data, make_config())
+    fit, val = stratified_split(data.train.y, 0.2, seed=0)
+    X, y = data.train.X.double().numpy(), data.train.y.numpy()
+    mean, std = X[fit].mean(0), X[fit].std(0)
+    Z = (X - mean) / std
+    losses = []
+    for point in choice.points:
+        ref = LogisticRegression(C=1 / (point.l2 * len(fit)), tol=1e-10, max_iter=10000).fit(Z[fit], y[fit])
+        losses.append(log_loss(y[val], ref.predict_proba(Z[val]), labels=[0, 1, 2]))
+        assert point.val_loss == pytest.approx(losses[-1], rel=1e-4, abs=1e-6), point
+    assert choice.path_l2 == choice.points[int(np.argmin(losses))].l2
+    assert choice.l2 == pytest.approx(choice.path_l2 * len(fit) / len(y))
+    assert (choice.n_fit, choice.n_val) == (len(fit), len(val))
+
+
+def test_path_runs_strongest_first_and_stops_after_patience():
+    choice = choose_l2(_noisy(), make_config())
+    l2s = [p.l2 for p in choice.points]
+    assert l2s == list(DEFAULT_GRID[: len(l2s)])
+    best = min(range(len(l2s)), key=lambda i: choice.points[i].val_loss)
+    if len(l2s) < len(DEFAULT_GRID):  # stopped early: PATIENCE penalties after the best, none better
+        assert len(l2s) - 1 - best == PATIENCE
+
+
+def test_minibatch_path_on_large_problems(monkeypatch):
+    """Above EXACT_PATH_VALUES the path uses the run's own optimizer, a share of its epochs per penalty,
+    and still lands near the exact path's best validation loss."""
+    data = _noisy(1000)
+    exact = choose_l2(data, make_config())
+    monkeypatch.setattr(l2path, "EXACT_PATH_VALUES", 0)
+    config = make_config()
+    sgd = choose_l2(data, config)
+    from softreg.training.plan import make_plan
+
+    full = make_plan(with_settings(config, l2=0.0), sgd.n_fit, 20)
+    assert {p.epochs for p in sgd.points} == {math.ceil(full.epochs * l2path.STAGE_SHARE)}
+    exact_at = {p.l2: p.val_loss for p in exact.points}
+    best = min(exact_at.values())
+    assert sgd.path_l2 in exact_at and exact_at[sgd.path_l2] <= best * 1.05
+
+
+def test_train_with_l2_auto_is_the_refit_with_the_chosen_penalty():
+    data = _noisy()
+    auto = train(data, make_config(l2="auto"))
+    chosen = auto.metrics["l2"]
+    assert auto.config.optim.l2 == chosen == auto.metrics["l2_auto"]["l2"]
+    plain = train(data, make_config(l2=chosen))
+    for a, b in zip(auto.model.state_dict().values(), plain.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert auto.metrics["train_loss"] == plain.metrics["train_loss"]
+
+
+def test_cli_l2_auto_records_and_prints_the_choice(run_cli, idx_dir, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = run_cli("train", "--data", idx_dir, "--l2", "AUTO", "--out", out)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    assert f"l2 auto: chose {metrics['l2']:.3g}" in stdout
+    assert "L2 auto" in stdout  # the plan says so before training
+    assert metrics["l2_auto"]["points"][0]["l2"] == DEFAULT_GRID[0]
+    assert json.dumps(metrics["l2"]) in json.dumps(config)  # the penalty trained with, not "auto"
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--l2", "lots"], ["--l2", "auto", "'lots'"]),
+    (["--l2", "-1"], ["--l2", "[0, 1e6]", "-1", "example: --l2 0.001"]),
+    (["--l2", "auto", "--stream"], ["--l2 auto", "--stream"]),
+])
+def test_cli_l2_mistakes_exit_2(run_cli, idx_dir, tmp_path, args, words):
+    code, _, err = run_cli("train", "--data", idx_dir, *args, "--out", tmp_path / "run")
+    assert_user_error(code, err, *words)
