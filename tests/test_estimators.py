@@ -263,7 +263,7 @@ def test_parameter_rules_cover_every_parameter(Estimator):
 
 @pytest.mark.parametrize("Estimator, params, message", [
     (SoftmaxRegressionClassifier, {"alpha": -1},
-     "The 'alpha' parameter of SoftmaxRegressionClassifier must be a float in the range [0.0, inf). Got -1 instead."),
+     "The 'alpha' parameter of SoftmaxRegressionClassifier must be a float in the range [0.0, inf) or a str among {'auto'}. Got -1 instead."),
     (LogisticRegressionClassifier, {"penalty": "l3"},
      "The 'penalty' parameter of LogisticRegressionClassifier must be a str among"),
     (MLPClassifier, {"hidden_layer_sizes": (0,)},

@@ -33,9 +33,12 @@ PARAMETERS_DOC = """
     ----------
     penalty : {'l2', 'l1', 'elasticnet'} or None, default='l2'
         Penalty on the weight matrices; 'l1' and 'elasticnet' need optimizer 'sgd' or 'adam'.
-    alpha : float >= 0, default=1e-4
+    alpha : float >= 0 or 'auto', default=1e-4
         Penalty strength: l2 = alpha * (1 - r), l1 = alpha * r with r = 1, 0 or l1_ratio.
         LogisticRegression(C=C) minimises the same cost with alpha = 1 / (C * n_samples).
+        'auto' (penalty 'l2', fit only): the penalty with the best validation log loss on a
+        regularisation path over a stratified 20% of the rows, warm-started from the strongest,
+        then a fit on every row; the choice is ``alpha_``, the path ``l2_path_``.
     l1_ratio : float in [0, 1], default=0.15
         Share of L1 in the elastic net.
     class_weight : dict, 'balanced' or None, default=None
@@ -84,6 +87,7 @@ PARAMETERS_DOC = """
     n_features_in_ : int
     n_iter_ : int, epochs run
     optimizer_, learning_rate_, batch_size_ : the optimizer, step and batch size the last fit used
+    alpha_ : float, the penalty strength the last fit used (the choice of alpha='auto')
     model_ : softreg.models.Classifier, the trained network
     history_ : softreg.training.History, one row per epoch
     loss_curve_ : list of float, mean training cross-entropy of each epoch (without the penalty)

@@ -93,7 +93,7 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
     _kind = "softmax"
     _parameter_constraints: dict = {
         "penalty": [StrOptions({"l2", "l1", "elasticnet"}), None],
-        "alpha": [Interval(Real, 0, None, closed="left")],  # alpha="auto" (a regularisation path) goes here
+        "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "optimizer": [StrOptions({"auto", "lbfgs", "sgd", "adam"})],
@@ -184,6 +184,7 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             data, validation, w = self._hold_out(data, w, seed)
         device = resolve_device(self.device)
         runtime = Runtime(device=self.device)
+        config = self._choose_alpha(data, config, runtime, w)
         state = new_state(data, config, runtime, has_validation=validation is not None,
                           device=device, model=self.model_ if warm else None)
         source = InMemorySource(data.train.X, data.train.y, None if w is None else w.to(state.model.dtype),
@@ -241,6 +242,9 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         wt = None if weights is None else torch.tensor(weights / weights.mean(), dtype=torch.float32)
         state = getattr(self, "_state", None)
         if state is None:
+            if self.alpha == "auto":
+                raise ValueError("alpha='auto' chooses the penalty by refitting on a validation split, which "
+                                 "partial_fit cannot do; give alpha a number (or use fit).")
             config, _ = self._settings(X, len(codes), self._seed(), partial=True)
             data = self._dataset(X, codes, rows)
             state = self._state = new_state(data, config, Runtime(device=self.device), has_validation=False,
@@ -372,9 +376,26 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             batch = max(batch, _auto.sparse_batch(n_samples, X.shape[1], X.nnz))
         return batch
 
+    def _choose_alpha(self, data: Dataset, config: TrainConfig, runtime: Runtime, w) -> TrainConfig:
+        """alpha='auto': the penalty of a regularisation path on a stratified validation split of the
+        training rows, warm-started from the strongest (softreg.training.l2path, as ``--l2 auto``);
+        the fit then uses every row. Sets ``alpha_`` (and ``l2_path_``, the path's points)."""
+        if self.alpha != "auto":
+            self.alpha_ = float(self.alpha)
+            return config
+        from softreg.training.config import with_settings
+        from softreg.training.l2path import choose_l2
+
+        choice = choose_l2(data, config, runtime=runtime, sample_weight=w)
+        self.alpha_, self.l2_path_ = choice.l2, choice.to_dict()
+        return with_settings(config, l2=choice.l2)
+
     def _penalties(self) -> tuple[float, float]:
-        """(l1, l2) strengths for TrainConfig."""
-        alpha = float(self.alpha)
+        """(l1, l2) strengths for TrainConfig (alpha='auto' starts at 1e-4; fit replaces the l2)."""
+        if self.alpha == "auto" and self.penalty in ("l1", "elasticnet"):
+            raise ValueError(f"alpha='auto' walks an L2 path; penalty={self.penalty!r} has an L1 part. Give alpha a "
+                             "number, or use penalty='l2'.")
+        alpha = 1e-4 if self.alpha == "auto" else float(self.alpha)
         if self.penalty is None:
             return 0.0, 0.0
         ratio = {"l1": 1.0, "l2": 0.0, "elasticnet": float(self.l1_ratio)}[self.penalty]
