@@ -16,6 +16,16 @@ import numpy as np
 from softreg.data.csvfile import is_number
 from softreg.errors import UserInputError
 
+
+def arrow_numpy(values) -> np.ndarray:
+    """An Arrow Array or ChunkedArray as a NumPy array, nulls as NaN (or None for objects): a copy only
+    where Arrow needs one. (pyarrow < 13's ChunkedArray.to_numpy takes no arguments and copies.)"""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    return values.to_numpy(zero_copy_only=False)
+
 MAX_CATEGORIES = 10_000  # more distinct values than this in a text column is an error, not 10k features
 
 
@@ -109,7 +119,7 @@ class TableSchema:
                 block = out[:, at : at + c.width]
                 block[:] = 0
                 index = pc.index_in(as_text(data), value_set=_value_set(c))
-                codes = index.to_numpy(zero_copy_only=False)
+                codes = arrow_numpy(index)
                 known = ~np.isnan(codes) if codes.dtype.kind == "f" else np.ones(n, bool)
                 rows = np.nonzero(known)[0]
                 block[rows, codes[rows].astype(np.int64)] = 1
@@ -165,7 +175,7 @@ def numeric_values(data, column: Column, where: str, first_row: int) -> np.ndarr
                 f"{where}: column {column.name!r} holds text where the model expects numbers; "
                 "give the column as the training table had it."
             ) from None
-    values = data.to_numpy(zero_copy_only=False)
+    values = arrow_numpy(data)
     if values.dtype.kind not in "fiub":
         raise UserInputError(f"{where}: column {column.name!r} of type {data.type} cannot be read as numbers; "
                              f"leave it out with --drop {column.name}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from softreg.data.columns import arrow_numpy
 from softreg.data.csvfile import is_number
 from softreg.errors import UserInputError
 
@@ -26,7 +27,7 @@ def label_arrow(column, where: str, first_row: int = 0):
     text = pc.utf8_trim_whitespace(pc.cast(column, pa.string()))
     empty = pc.or_kleene(pc.is_null(text), pc.equal(text, "")).fill_null(True)
     if pc.any(empty).as_py():
-        row = int(np.nonzero(empty.to_numpy(zero_copy_only=False))[0][0])
+        row = int(np.nonzero(arrow_numpy(empty))[0][0])
         raise UserInputError(f"{where}: data row {first_row + row + 1} has no label; fill it in or drop the row.")
     return text
 
@@ -44,7 +45,7 @@ def classes_and_codes(labels, where: str, classes: list[str] | None = None) -> t
         shown = ", ".join(repr(u) for u in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise UserInputError(f"{where}: label(s) {shown} are not among the model's {len(classes)} classes; "
                              "use data labelled like the training data.")
-    return classes, index.to_numpy().astype(np.int64)
+    return classes, arrow_numpy(index).astype(np.int64)
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

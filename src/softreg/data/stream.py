@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softreg.data.columns import MAX_CATEGORIES, TableSchema, as_text, numeric_values
+from softreg.data.columns import MAX_CATEGORIES, TableSchema, arrow_numpy, as_text, numeric_values
 from softreg.data.shuffle import StreamSource
 from softreg.data.columns import ID_ROWS, check_text_columns, infer_schema
 from softreg.data.labels import classes_and_codes, label_arrow, stratified_split
@@ -147,7 +147,7 @@ def _label_pass(reader: TableReader, label: str, where: str) -> tuple[list[tuple
 def _numeric_block(batch, numeric, where: str, first_row: int) -> np.ndarray:
     """The numeric feature columns of a batch as one (n, k) array (uint8 when they all are)."""
     if all(c.type == "uint8" for c in numeric):
-        return np.column_stack([batch.column(c.name).to_numpy(zero_copy_only=False) for c in numeric])
+        return np.column_stack([arrow_numpy(batch.column(c.name)) for c in numeric])
     return np.column_stack([numeric_values(batch.column(c.name), c, where, first_row).astype(np.float64)
                             for c in numeric])
 
@@ -157,6 +157,7 @@ def _fit_pass(reader: TableReader, schema: TableSchema, pieces, train_mask: np.n
     """One pass over the training rows: categories, imputation values and the numeric columns'
     moments (missing values left out). Sets them on ``schema``; returns the moments. With several
     processes each reads every world-th piece and the results are merged."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     numeric = [c for c in schema.columns if c.kind == "numeric"]
@@ -189,7 +190,7 @@ def _fit_pass(reader: TableReader, schema: TableSchema, pieces, train_mask: np.n
                 if schema.impute == "median" and block.shape[0]:
                     reservoir, kept = _reservoir(reservoir, kept, block, rng)
             for c in text:
-                values = pc.unique(as_text(batch.column(c.name)).filter(mine)).drop_null().to_pylist()
+                values = pc.unique(as_text(batch.column(c.name)).filter(pa.array(mine))).drop_null().to_pylist()
                 seen[c.name].update(values)
                 if len(seen[c.name]) > MAX_CATEGORIES:
                     raise UserInputError(f"{where}: text column {c.name!r} has over {MAX_CATEGORIES} distinct "
