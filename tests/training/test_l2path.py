@@ -96,14 +96,26 @@ def test_minibatch_path_on_large_problems(monkeypatch):
 
 
 def test_train_with_l2_auto_is_the_refit_with_the_chosen_penalty():
+    """A small problem's path is exact, and so is its refit: the converged optimum of the chosen
+    penalty on every row (scikit-learn's at C = 1 / (l2 * n)), whatever the recipe's own solver."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
     data = _noisy()
     auto = train(data, make_config(l2="auto"))
     chosen = auto.metrics["l2"]
-    assert auto.config.optim.l2 == chosen == auto.metrics["l2_auto"]["l2"]
-    plain = train(data, make_config(l2=chosen))
+    assert auto.config.optim.l2 == chosen == auto.metrics["l2_auto"]["l2"] and auto.metrics["l2_auto"]["exact"]
+    assert auto.config.optim.optimizer == "lbfgs" and auto.config.optim.dtype == "float64"
+    plain = train(data, make_config(l2=chosen, epochs=l2path.EXACT_REFIT_EPOCHS, **l2path.EXACT_SETTINGS))
     for a, b in zip(auto.model.state_dict().values(), plain.model.state_dict().values()):
         assert torch.equal(a, b)
-    assert auto.metrics["train_loss"] == plain.metrics["train_loss"]
+    X, y = data.train.X.double().numpy(), data.train.y.numpy()
+    X = (X - X.mean(0)) / X.std(0)
+    reference = LogisticRegression(C=1 / (chosen * len(y)), tol=1e-10, max_iter=10_000).fit(X, y)
+    assert auto.metrics["train_loss"] == pytest.approx(log_loss(y, reference.predict_proba(X)), rel=1e-5)
+    # a large problem's path is approximate (minibatch stages): its refit keeps the recipe
+    approximate = l2path.L2Choice(l2=1e-3, path_l2=1e-3, exact=False)
+    assert l2path.refit_config(make_config(), approximate) == with_settings(make_config(), l2=1e-3)
 
 
 def test_cli_l2_auto_records_and_prints_the_choice(run_cli, idx_dir, tmp_path):
@@ -114,6 +126,7 @@ def test_cli_l2_auto_records_and_prints_the_choice(run_cli, idx_dir, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert f"l2 auto: chose {metrics['l2']:.3g}" in stdout
     assert "L2 auto" in stdout  # the plan says so before training
+    assert metrics["l2_auto"]["exact"] and f"Epoch  1/{l2path.EXACT_REFIT_EPOCHS}  Cost" in stdout  # the refit's count
     assert metrics["l2_auto"]["points"][0]["l2"] == DEFAULT_GRID[0]
     assert json.dumps(metrics["l2"]) in json.dumps(config)  # the penalty trained with, not "auto"
 

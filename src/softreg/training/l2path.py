@@ -39,6 +39,9 @@ STAGE_SHARE = 0.25  # each penalty gets this share of a full run's epochs (at le
 # depend on how close minibatch updates came (on the digits they shifted it by a grid step).
 EXACT_PATH_VALUES = 2**22
 EXACT_STAGE_EPOCHS = 25  # L-BFGS epochs of up to 20 steps; a converged stage stops early
+EXACT_REFIT_EPOCHS = 50  # the exact refit starts from scratch: more room, and it stops once converged
+EXACT_SETTINGS = dict(optimizer="lbfgs", lr=1.0, batch_size=0, average=0.0, schedule="constant", dtype="float64",
+                      stall_stop=True, patience=1, tol=1e-9)
 SCORE_CHUNK = 8192  # validation rows scored at once
 
 
@@ -62,6 +65,7 @@ class L2Choice:
     points : every penalty tried, strongest first (the path may stop before the grid's end)
     n_fit, n_val : rows the path fitted on and scored on
     seconds : the whole path, wall clock
+    exact : whether each penalty was fitted to its optimum (full-batch L-BFGS, float64)
     """
 
     l2: float
@@ -70,6 +74,7 @@ class L2Choice:
     n_fit: int = 0
     n_val: int = 0
     seconds: float = 0.0
+    exact: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,7 +84,8 @@ def describe_choice(choice: dict) -> str:
     """One line for the command line about an ``L2Choice.to_dict()``."""
     best = min(choice["points"], key=lambda p: p["val_loss"])
     return (f"l2 auto: chose {choice['l2']:.3g} (validation log loss {best['val_loss']:.4f} at {choice['path_l2']:.3g} "
-            f"on {choice['n_val']} held-out rows; {len(choice['points'])} penalties in {choice['seconds']:.2f} s)")
+            f"on {choice['n_val']} held-out rows; {len(choice['points'])} penalties in {choice['seconds']:.2f} s)"
+            + ("; refitted exactly (L-BFGS, float64)" if choice.get("exact") else ""))
 
 
 def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,9 +152,9 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
                                                                            config.seed)
     fitting = data.with_train(Split(take_rows(data.train.X, fit_rows), data.train.y[fit_rows]))
     base = with_settings(config, l2=grid[0], validation_fraction=0.0, early_stopping=False)
-    if _exact_path(base, len(fit_rows) * data.n_features) and stage_epochs is None:
-        base = with_settings(base, optimizer="lbfgs", lr=1.0, batch_size=0, average=0.0, schedule="constant",
-                             dtype="float64", stall_stop=True, patience=1, tol=1e-9)
+    exact = _exact_path(base, len(fit_rows) * data.n_features) and stage_epochs is None
+    if exact:
+        base = with_settings(base, **EXACT_SETTINGS)
         stage_epochs = EXACT_STAGE_EPOCHS
     if stage_epochs is None:
         full = make_plan(base, len(fit_rows), data.n_features, runtime)
@@ -180,7 +186,17 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
                 break
     chosen = min(points, key=lambda p: p.val_loss)
     return L2Choice(l2=chosen.l2 * len(fit_rows) / n, path_l2=chosen.l2, points=points, n_fit=len(fit_rows),
-                    n_val=len(val_rows), seconds=time.perf_counter() - tic)
+                    n_val=len(val_rows), seconds=time.perf_counter() - tic, exact=exact)
+
+
+def refit_config(config: TrainConfig, choice: L2Choice) -> TrainConfig:
+    """The settings of the refit on every row: ``config`` with the chosen penalty; when the path
+    was fitted exactly (a small linear problem), the refit is exact too (full-batch L-BFGS in
+    float64, to convergence), so the model is the optimum of the penalty the path chose rather
+    than wherever the minibatch recipe's fixed number of updates ends."""
+    if not choice.exact:
+        return with_settings(config, l2=choice.l2)
+    return with_settings(config, l2=choice.l2, epochs=EXACT_REFIT_EPOCHS, **EXACT_SETTINGS)
 
 
 def _exact_path(config: TrainConfig, values: int) -> bool:

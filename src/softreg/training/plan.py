@@ -107,7 +107,7 @@ def describe(config: TrainConfig, plan: Plan, preprocess: str, device: str, worl
         method = f"L-BFGS lr {o.lr:g} (full batch, up to 20 line-searched steps per epoch)"
     if plan.schedule == "cosine":
         method += " cosine decay"
-    l2 = "L2 auto (validation path)" if o.l2 == "auto" else f"L2 {o.l2:g}" if o.l2 else ""
+    l2 = "L2 auto (validation path; small linear problems refitted exactly by L-BFGS)" if o.l2 == "auto" else f"L2 {o.l2:g}" if o.l2 else ""
     penalty = ", ".join(p for p in (l2, f"L1 {o.l1:g}" if o.l1 else "") if p)
     batch = "all rows" if plan.full_batch else f"batch {plan.batch_size}"
     lines = [

@@ -191,13 +191,12 @@ def resolve_l2(data: Dataset, config: TrainConfig, runtime: Runtime, sample_weig
     all (CPUs that round differently could otherwise disagree)."""
     if config.optim.l2 != "auto":
         return config, None
-    from softreg.training.config import with_settings
-    from softreg.training.l2path import choose_l2
+    from softreg.training.l2path import choose_l2, refit_config
 
     choice = choose_l2(data, config, runtime=runtime, sample_weight=sample_weight)
     if comm.world > 1:
         choice = comm.broadcast(choice)
-    return with_settings(config, l2=choice.l2), choice
+    return refit_config(config, choice), choice
 
 
 def final_metrics(state: TrainState, sources: dict, comm: Comm = SINGLE) -> dict:
