@@ -112,3 +112,26 @@ def test_export_without_the_extra_names_the_fix(run_cli, trained, tmp_path, monk
     monkeypatch.setitem(sys.modules, "onnx", None)
     code, _, err = run_cli("export", trained["logistic"], "--out", tmp_path / "m.onnx")
     assert_user_error(code, err, "onnx, which is not installed", "pip install 'softreg[onnx]'")
+
+
+@pytest.mark.parametrize("model", [[], ["--model", "mlp", "--hidden", "8", "--epochs", "2"]], ids=["softmax", "mlp"])
+def test_svmlight_runs_export_with_their_scaling(run_cli, tmp_path, model):
+    """A sparse run's graph takes the features dense, scaled as in training ('scale': no centring)."""
+    import onnxruntime as ort
+    import scipy.sparse as sp
+    from sklearn.datasets import dump_svmlight_file, load_digits
+
+    X, y = load_digits(return_X_y=True)
+    dump_svmlight_file(sp.csr_matrix(X[:600]), y[:600], str(tmp_path / "d.svm"), zero_based=False)
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "--data", tmp_path / "d.svm", "--out", run, *model)
+    assert code == 0, err
+    out = tmp_path / "m.onnx"
+    code, stdout, err = run_cli("export", run, "--format", "onnx", "--out", out)
+    assert code == 0, err
+    assert "checked with onnxruntime" in stdout
+    predictor = Predictor.from_run(run)
+    assert predictor.model.preprocess.kind == "scale"
+    dense = torch.tensor(X[600:700, :predictor.n_features], dtype=torch.float32)
+    got = ort.InferenceSession(str(out)).run(["probabilities"], {"features": dense.numpy()})[0]
+    np.testing.assert_allclose(got, predictor.predict_proba(dense).numpy(), atol=1e-5)

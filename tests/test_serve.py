@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 import torch
 from conftest import assert_user_error, call_main, write_idx_folder
@@ -36,12 +38,22 @@ def runs(tmp_path_factory) -> dict:
     images, table = base / "images", base / "table"
     assert call_main(["train", "--data", folder, "--epochs", "3", "--device", "cpu", "--out", images]) == 0
     assert call_main(["train", "--data", "toy", "--epochs", "20", "--device", "cpu", "--out", table]) == 0
-    return {"folder": folder, "images": images, "table": table}
+    svm, sparse = base / "rows.svm", base / "sparse"
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(400):  # the class is which of features 1..3 is largest; 500 features, a few set per row
+        values = {j: round(float(rng.uniform(0.1, 2)), 3) for j in sorted(rng.choice(np.arange(1, 501), 6, False))}
+        values.update({j: round(float(rng.uniform(0, 1)), 3) for j in (1, 2, 3)})
+        label = max((1, 2, 3), key=values.get)
+        lines.append(f"{label} " + " ".join(f"{j}:{v}" for j, v in sorted(values.items())))
+    svm.write_text("\n".join(lines) + "\n")
+    assert call_main(["train", "--data", svm, "--epochs", "5", "--device", "cpu", "--out", sparse]) == 0
+    return {"folder": folder, "images": images, "table": table, "sparse": sparse}
 
 
 @pytest.fixture(scope="module")
 def predictors(runs) -> dict:
-    return {"images": Predictor.from_run(runs["images"]), "table": Predictor.from_run(runs["table"])}
+    return {name: Predictor.from_run(runs[name]) for name in ("images", "table", "sparse")}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +83,7 @@ def predict(client, name: str, instances, **extra) -> httpx.Response:
 
 def test_healthz(client):
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.json() == {"status": "ok", "models": ["images", "table"]}
+    assert response.status_code == 200 and response.json() == {"status": "ok", "models": ["images", "sparse", "table"]}
 
 
 def test_model_status_is_the_predictors_description(client, predictors):
@@ -81,7 +93,7 @@ def test_model_status_is_the_predictors_description(client, predictors):
         assert doc["name"] == name and doc["ready"] is True and doc["classes"] == predictor.classes
     assert client.get("/v1/models/images").json()["image_shape"] == [28, 28]
     assert client.get("/v1/models/images").json()["test_samples"] == N_TEST
-    assert [m["name"] for m in client.get("/v1/models").json()["models"]] == ["images", "table"]
+    assert [m["name"] for m in client.get("/v1/models").json()["models"]] == ["images", "sparse", "table"]
 
 
 def test_a_thousand_test_images_as_feature_lists_score_as_the_library(client, predictors, test_images):
@@ -140,6 +152,33 @@ def test_table_rows_by_position_and_by_name(client, predictors):
     got = predict(client, "table", rows).json()["predictions"]
     expected = predictors["table"].predict_proba(torch.tensor([[1.0, 2, 1, 1], [1, 7, 7, 7]]))
     assert torch.allclose(torch.tensor([p["probabilities"] for p in got], dtype=expected.dtype), expected, atol=1e-6)
+
+
+def test_sparse_rows_as_text_and_mappings(client, predictors):
+    """A svmlight model takes "index:value" text or {index: value} (numbered as in its file), kept sparse."""
+    rows = ["1:0.9 2:0.1 3:0.2 40:1.5", {"2": 0.8, "3": 0.1, "499": 1.0}, "3:1"]
+    got = predict(client, "sparse", rows, return_inputs=True).json()["predictions"]
+    expected = predictors["sparse"].predict_proba(predictors["sparse"].encode_rows(rows))
+    assert torch.allclose(torch.tensor([p["probabilities"] for p in got], dtype=expected.dtype), expected, atol=1e-6)
+    assert [p["label"] for p in got][:2] == ["1", "2"]
+    assert got[1]["input"] == {"2": 0.8, "3": 0.1, "499": 1.0}
+    for bad, words in ((["7:1 600:2"], "outside the model's features"), ([[0.5] * 500], "index:value"),
+                       ([{"b64": "AAAA"}], "not images")):
+        response = predict(client, "sparse", bad)
+        assert response.status_code == 422 and words in response.json()["error"], response.text
+
+
+def test_concurrent_sparse_requests_are_batched_correctly(server, predictors):
+    rows = [f"{1 + i % 3}:{1 + i % 5} {10 + i}:0.5" for i in range(40)]
+    expected = predictors["sparse"].predict_proba(predictors["sparse"].encode_rows(rows))
+
+    def one(i: int) -> list:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            return predict(c, "sparse", [rows[i]]).json()["predictions"][0]["probabilities"]
+
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(one, range(len(rows))))
+    assert torch.allclose(torch.tensor(got, dtype=expected.dtype), expected, atol=1e-6)
 
 
 def test_empty_and_far_inputs_carry_warnings(client):

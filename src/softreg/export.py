@@ -70,11 +70,12 @@ def to_onnx(predictor):
         nodes.append(helper.make_node("Sub", [x, const("shift", pre.shift.float())], ["centred"]))
         nodes.append(helper.make_node("Mul", ["centred", const("scale", pre.scale.float())], ["h0"]))
         x = "h0"
-    elif pre.kind == "pixels":
+    elif pre.kind in ("pixels", "scale"):  # x * scale (scale: sparse features, never centred)
         nodes.append(helper.make_node("Mul", [x, const("scale", pre.scale.float())], ["h0"]))
         x = "h0"
     elif pre.kind != "none":
-        raise UserInputError(f"cannot export preprocessing {pre.kind!r} to ONNX.")
+        raise UserInputError(f"cannot export preprocessing {pre.kind!r} to ONNX; train with --preprocess none, "
+                             "pixels or standardize to export.")
     layers = _layers(model.net)
     for i, layer in enumerate(layers):
         out = f"h{i + 1}"

@@ -47,6 +47,10 @@ def export(
         echo(f"not checked: the run's data is not available ({predictor.data_problem})")
         return
     data, name = split
-    X = data.X[:CHECK_ROWS].reshape(min(len(data), CHECK_ROWS), -1).float()
+    from softreg.data.sparse import is_sparse, row_range
+
+    n = min(len(data), CHECK_ROWS)
+    X = row_range(data.X, 0, n).to_dense() if is_sparse(data.X) else data.X[:n]  # the graph takes dense rows
+    X = X.reshape(n, -1).float()
     diff = check_onnx(out, predictor, X)
     echo(f"checked with onnxruntime on {X.shape[0]} {name} samples: largest probability difference {diff:.1e}")

@@ -12,6 +12,8 @@ from typing import Callable
 
 import torch
 
+from softreg.data.sparse import cat_rows
+
 
 class MicroBatcher:
     """Score (N_i, F) row blocks of concurrent requests as one (sum N_i, F) batch.
@@ -79,7 +81,7 @@ class MicroBatcher:
                 continue
             sizes = [X.shape[0] for X, _ in live]
             try:
-                scores = await run_in_threadpool(self.score, torch.cat([X for X, _ in live]))
+                scores = await run_in_threadpool(self.score, cat_rows([X for X, _ in live]))
             except Exception as exc:  # noqa: BLE001  handed to every waiting request
                 for _, future in live:
                     if not future.done():

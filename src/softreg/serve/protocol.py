@@ -83,6 +83,8 @@ def decode_instances(predictor, instances: list, return_inputs: bool = False) ->
 
     Library errors (wrong feature count, NaN, undecodable image) become 422s.
     """
+    if getattr(predictor, "sparse", False):
+        return _decode_sparse(predictor, instances, return_inputs)
     F = predictor.n_features
     X = torch.empty(len(instances), F)
     notes: list[list[str]] = [[] for _ in instances]
@@ -108,6 +110,30 @@ def decode_instances(predictor, instances: list, return_inputs: bool = False) ->
     return Decoded(X, merged, return_inputs)
 
 
+def _decode_sparse(predictor, instances: list, return_inputs: bool) -> Decoded:
+    """A sparse (svmlight) model's instances: "index:value ..." text or {index: value} mappings,
+    kept as one CSR tensor (a dense copy of wide rows could be larger than the request allows)."""
+    for i, instance in enumerate(instances):
+        if isinstance(instance, dict) and "b64" in instance:
+            raise RequestError(422, f"instance {i}: this model reads sparse rows (\"index:value ...\" text or "
+                                    "{index: value}), not images.")
+    try:
+        X = predictor.encode_rows(instances, names=[f"instance {i}" for i in range(len(instances))])
+    except UserInputError as exc:
+        raise RequestError(422, str(exc)) from None
+    return Decoded(X, [[] for _ in instances], return_inputs)
+
+
+def _input_of(predictor, X: torch.Tensor, i: int):
+    """What the model saw for row i: the values (dense rows), or {index: value} as numbered in the
+    training file (sparse rows)."""
+    if not getattr(predictor, "sparse", False):
+        return [round(v, 4) for v in X[i].tolist()]
+    crow, col, val = X.crow_indices(), X.col_indices(), X.values()
+    a, b = int(crow[i]), int(crow[i + 1])
+    return {str(int(j) + predictor.index_base): round(float(v), 4) for j, v in zip(col[a:b], val[a:b])}
+
+
 def response_body(predictor, decoded: Decoded, probs: torch.Tensor) -> bytes:
     """``{"predictions": [{"label", "probabilities"[, "warnings"][, "input"]}, ...]}`` as JSON bytes."""
     out = []
@@ -117,6 +143,6 @@ def response_body(predictor, decoded: Decoded, probs: torch.Tensor) -> bytes:
         if decoded.notes[i]:
             doc["warnings"] = decoded.notes[i]
         if decoded.return_inputs:
-            doc["input"] = [round(v, 4) for v in decoded.X[i].tolist()]
+            doc["input"] = _input_of(predictor, decoded.X, i)
         out.append(doc)
     return json.dumps({"predictions": out}, separators=(",", ":")).encode()
