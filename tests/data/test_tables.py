@@ -331,3 +331,40 @@ def test_split_is_stratified_and_reproducible(tmp_path):
 def test_tiny_table_keeps_everything_for_training(tmp_path):
     ds = load_table(write(tmp_path, "a,label\n1,x\n2,y\n"))
     assert len(ds.train) == 2 and ds.test is None
+
+
+def test_a_large_parquet_row_group_is_read_a_few_columns_at_a_time(tmp_path, monkeypatch):
+    """pyarrow decodes a row group whole; a group over the limit is read in parts of a few columns:
+    the same matrix, the same errors, read part by part."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from softreg.data import tables
+    from softreg.data.tabular import load_table
+
+    rng = np.random.default_rng(0)
+    n = 600
+    cols = {f"x{j}": rng.normal(size=n) for j in range(12)}
+    cols["colour"] = rng.choice(["red", "green", "blue"], n)
+    cols["label"] = rng.choice(["a", "b", "c"], n)
+    path = tmp_path / "one-group.parquet"
+    pq.write_table(pa.table(cols), path, row_group_size=n)
+    whole = load_table(path)
+    parts = []
+    original = tables.TableReader.blocks
+
+    def spy(self, columns):
+        for offset, part in original(self, columns):
+            parts.append(part.num_columns)
+            yield offset, part
+
+    monkeypatch.setattr(tables, "BATCH_BYTES", 8 * n * 3)  # a group of 14 columns is over 4x: parts of 3
+    monkeypatch.setattr(tables.TableReader, "blocks", spy)
+    split = load_table(path)
+    assert parts and max(parts) == 3 and len(parts) == 5
+    assert torch.equal(split.train.X, whole.train.X) and torch.equal(split.test.X, whole.test.X)
+    assert torch.equal(split.train.y, whole.train.y)
+    cols["x7"][123] = np.nan
+    pq.write_table(pa.table(cols), path, row_group_size=n)
+    with pytest.raises(UserInputError, match=r"column 'x7' has missing values \(first in data row 124\)"):
+        load_table(path)

@@ -102,7 +102,8 @@ class TableSchema:
         return [n for n in names if n not in used]
 
     def encode(self, batch, out: np.ndarray | None = None, where: str = "the table", first_row: int = 0) -> np.ndarray:
-        """Features of an Arrow RecordBatch / Table as an (n, n_features) array (``input_dtype``).
+        """Features of an Arrow RecordBatch / Table as an (n, n_features) array (``input_dtype``);
+        with ``out``, columns the batch does not hold are left as they are in ``out``.
 
         Missing numeric values are filled with the fitted value, or left as NaN when none was
         fitted (``fill_missing`` reports them); ``first_row`` numbers rows in messages.
@@ -112,8 +113,12 @@ class TableSchema:
         n = batch.num_rows
         if out is None:
             out = np.empty((n, self.n_features), dtype=self.input_dtype())
+        present = set(batch.schema.names)
         at = 0
         for c in self.columns:
+            if c.name not in present:  # a part of a table read a few columns at a time: the others come apart
+                at += c.width
+                continue
             data = batch.column(c.name)
             if c.kind == "categorical":
                 block = out[:, at : at + c.width]

@@ -210,6 +210,33 @@ class TableReader:
         for frag in fragments if fragments is not None else self.fragments(split_row_groups=False):
             yield from self.read_fragment(frag, columns, batch_rows)
 
+    def blocks(self, columns: list[str]) -> Iterator[tuple[int, object]]:
+        """(first row, part) pieces that together hold every row of ``columns`` once, in order of rows.
+
+        A part is a record batch of all the columns, except for a Parquet row group too large to
+        decode at once (pyarrow decodes a row group whole, whatever the batch size asked for: a
+        1-million-row group of 100 float64 columns is 800 MB): such a group comes as parts of a
+        few columns each, every part covering the whole group, so memory stays near one part.
+        """
+        offset = 0
+        for frag in self.fragments(split_row_groups=True):
+            rows = frag.rows if frag.row_group is not None else None
+            if self.format == "parquet" and rows and rows * 8 * len(columns) > 4 * BATCH_BYTES:
+                pf = self._parquet_file(frag.file)
+                step = max(1, BATCH_BYTES // (8 * rows))
+                for k in range(0, len(columns), step):
+                    try:
+                        part = pf.read_row_group(frag.row_group, columns=columns[k : k + step])
+                    except Exception as exc:
+                        raise UserInputError(f"{frag.file}: not a readable Parquet file ({detail(exc)}); write it "
+                                             "again or export the table as CSV.") from None
+                    yield offset, part
+                offset += rows
+                continue
+            for batch in self.read_fragment(frag, columns):
+                yield offset, batch
+                offset += batch.num_rows
+
     def read_fragment(self, frag: Fragment, columns: list[str], batch_rows: int | None = None) -> Iterator:
         """Record batches of ``columns`` from one fragment; wide tables come in shorter batches."""
         batch_rows = batch_rows or max(256, min(BATCH_ROWS, BATCH_BYTES // (8 * max(1, len(columns)))))

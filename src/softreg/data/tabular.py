@@ -133,19 +133,27 @@ def _features(reader: TableReader, schema: TableSchema, train_rows: np.ndarray, 
     dest[train_rows] = np.arange(len(train_rows))
     dest[test_rows] = len(train_rows) + np.arange(len(test_rows))
     in_place = bool((dest == np.arange(n)).all())
-    offset = 0
-    for batch in reader.batches([c.name for c in schema.columns]):
-        m = batch.num_rows
-        if offset + m > n:
-            raise UserInputError(f"{where}: the table changed while it was read; read it again.")
-        block = X[offset : offset + m] if in_place else np.empty((m, schema.n_features), dtype=dtype)
-        schema.encode(batch, out=block, where=where, first_row=offset)
+    names = [c.name for c in schema.columns]
+    pending: tuple[int, np.ndarray] | None = None  # the rows being filled (parts may bring a few columns each)
+
+    def finish(offset: int, block: np.ndarray) -> None:
         if schema.impute == "none":
             _no_missing(block, schema, where, offset)
         if not in_place:
-            X[dest[offset : offset + m]] = block
-        offset += m
-    if offset != n:
+            X[dest[offset : offset + len(block)]] = block
+
+    for offset, part in reader.blocks(names):
+        m = part.num_rows
+        if offset + m > n:
+            raise UserInputError(f"{where}: the table changed while it was read; read it again.")
+        if pending is None or pending[0] != offset:
+            if pending is not None:
+                finish(*pending)
+            pending = (offset, X[offset : offset + m] if in_place else np.empty((m, schema.n_features), dtype=dtype))
+        schema.encode(part, out=pending[1], where=where, first_row=offset)
+    if pending is not None:
+        finish(*pending)
+    if (pending[0] + len(pending[1]) if pending is not None else 0) != n:
         raise UserInputError(f"{where}: the table changed while it was read; read it again.")
     return X
 
