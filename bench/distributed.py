@@ -17,16 +17,16 @@ communication per update, and a model of the speed-up on N machines.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import e2e  # noqa: E402
 CONFIGS = {
     "default linear (SGD, batch 512)": [],
     "L-BFGS, full batch": ["--optimizer", "lbfgs", "--lr", "1", "--epochs", "10"],
@@ -35,16 +35,11 @@ CONFIGS = {
 
 
 def run(data: str, extra: list[str], nproc: int) -> dict:
-    out = Path(tempfile.mkdtemp(prefix="softreg-dist-")) / "run"
     cmd = [str(Path(sys.executable).parent / "softreg"), "train", "--data", data, "--device", "cpu", *extra,
-           "--out", str(out)] + (["--nproc", str(nproc)] if nproc > 1 else [])
-    tic = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - tic
-    if done.returncode:
-        raise SystemExit(done.stderr)
-    m = json.loads((out / "metrics.json").read_text())
-    return {"epoch_s": m["train_seconds"] / m["epochs"], "wall_s": wall, "test_acc": m["test_accuracy"]}
+           "--out", "{out}"] + (["--nproc", str(nproc)] if nproc > 1 else [])
+    r = e2e.run_once(cmd)
+    m = r["metrics"]
+    return {"epoch_s": m["train_seconds"] / m["epochs"], "wall_s": r["seconds"], "test_acc": m["test_accuracy"]}
 
 
 def allreduce_worker(rank: int, world: int, port: int, sizes: list[int], queue) -> None:
@@ -146,10 +141,7 @@ def main() -> None:
     lines += ["", f"Communication per update: {per_update} float32 values = {4 * per_update / 1024:.1f} KiB "
               "(the softmax layer's 7,840 weights and 10 biases, plus the batch's cost and correct count); "
               "118 updates per epoch on 60,000 rows with batch 512."]
-    text = "\n".join(lines)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "distributed.md").write_text(text + "\n")
-    print(text)
+    e2e.save_markdown(args.out, "distributed.md", "\n".join(lines))
 
 
 if __name__ == "__main__":

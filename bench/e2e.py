@@ -72,15 +72,16 @@ def _cpu_seconds() -> float | None:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(cmd: list[str]) -> dict:
-    """One fresh process: wall seconds, its peak RSS, other cores busy meanwhile, the test accuracy it reports."""
+def run_once(cmd: list[str], env: dict | None = None) -> dict:
+    """One fresh process (``{out}`` in ``cmd`` becomes a temporary run folder, removed after): wall
+    seconds, its peak RSS, other cores busy meanwhile, the test accuracy it reports, its metrics.json."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         argv = [str(out) if part == "{out}" else part for part in cmd]
         busy = _cpu_seconds()
         tic = time.perf_counter()
         with open(Path(tmp) / "stdout", "w+b") as stdout, open(Path(tmp) / "stderr", "w+b") as stderr:
-            proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr)
+            proc = subprocess.Popen(argv, stdout=stdout, stderr=stderr, env=env)
             _, status, usage = os.wait4(proc.pid, 0)  # the process's own resource use, peak RSS included
             wall = time.perf_counter() - tic
             after = _cpu_seconds()
@@ -100,6 +101,13 @@ def run_once(cmd: list[str]) -> dict:
     other = None if busy is None or after is None else max(0.0, (after - busy - own) / wall)
     return dict(seconds=wall, peak_rss_mb=usage.ru_maxrss * 1024 / 1e6, other_cores=other, test_acc=test_acc,
                 metrics=metrics)
+
+
+def save_markdown(out: Path, name: str, text: str) -> None:
+    """Write ``text`` to ``out/name`` (creating ``out``) and print it."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / name).write_text(text + "\n")
+    print(text)
 
 
 def shown(cmd: list[str]) -> str:

@@ -11,27 +11,15 @@ uint8 column per pixel (Parquet keeps uint8; CSV is text), and are trained with 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-
-def timed(cmd: list[str]) -> tuple[float, int, dict]:
-    out = Path(tempfile.mkdtemp(prefix="softreg-tables-")) / "run"
-    tic = time.perf_counter()
-    proc = subprocess.Popen(cmd + ["--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - tic
-    if status:
-        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read()}")
-    return wall, usage.ru_maxrss // 1024, json.loads((out / "metrics.json").read_text())
+import e2e  # noqa: E402
 
 
 def main() -> None:
@@ -51,10 +39,10 @@ def main() -> None:
     load = os.getloadavg()[0]
     rows = {}
     for name, cmd in commands.items():
-        runs = [timed(cmd) for _ in range(args.repeats)]
-        rows[name] = dict(wall_s=statistics.median(r[0] for r in runs), all_s=[round(r[0], 2) for r in runs],
-                          peak_mb=max(r[1] for r in runs), test_acc=runs[0][2]["test_accuracy"],
-                          train_s=statistics.median(r[2]["train_seconds"] for r in runs))
+        runs = [e2e.run_once(cmd + ["--out", "{out}"]) for _ in range(args.repeats)]
+        rows[name] = dict(wall_s=statistics.median(r["seconds"] for r in runs),
+                          all_s=[round(r["seconds"], 2) for r in runs], peak_mb=round(max(r["peak_rss_mb"] for r in runs)),
+                          test_acc=runs[0]["test_acc"], train_s=statistics.median(r["metrics"]["train_seconds"] for r in runs))
         print(name, rows[name])
     base = rows["IDX"]["wall_s"]
     lines = [f"Load average {load:.2f} before, {os.getloadavg()[0]:.2f} after (2 cores); median of "
@@ -63,10 +51,7 @@ def main() -> None:
     for name, r in rows.items():
         lines.append(f"| {name} | {r['wall_s']:.2f} | {r['all_s']} | {r['wall_s'] / base:.2f} | {r['train_s']:.2f} | "
                      f"{r['peak_mb']} | {r['test_acc']:.4f} |")
-    text = "\n".join(lines)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "tables.md").write_text(text + "\n")
-    print(text)
+    e2e.save_markdown(args.out, "tables.md", "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -12,16 +12,15 @@ accuracy; medians.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import e2e  # noqa: E402
 COMMANDS = {
     "default linear": ["--data", "fashion-mnist"],
     "lesson recipe": ["--data", "fashion-mnist", "--recipe", "lesson"],
@@ -32,17 +31,10 @@ COMMANDS = {
 
 
 def once(src: Path, args: list[str]) -> dict:
-    out = Path(tempfile.mkdtemp(prefix="softreg-versions-")) / "run"
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    tic = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "softreg", "train", *args, "--out", str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - tic
-    if status:
-        raise SystemExit(f"{src}: {' '.join(args)} failed: {proc.stderr.read()}")
-    m = json.loads((out / "metrics.json").read_text())
-    return {"train_s": m["train_seconds"], "wall_s": wall, "peak_mb": usage.ru_maxrss / 1024,
+    r = e2e.run_once([sys.executable, "-m", "softreg", "train", *args, "--out", "{out}"],
+                     env={**os.environ, "PYTHONPATH": str(src)})
+    m = r["metrics"]
+    return {"train_s": m["train_seconds"], "wall_s": r["seconds"], "peak_mb": r["peak_rss_mb"],
             "test_acc": m["test_accuracy"]}
 
 
@@ -72,10 +64,7 @@ def main() -> None:
         lines.append(f"| {name} | {b['train_s']:.3f} | {n['train_s']:.3f} | {n['train_s'] / b['train_s']:.2f} | "
                      f"{b['wall_s']:.2f} | {n['wall_s']:.2f} | {b['peak_mb']:.0f} | {n['peak_mb']:.0f} | "
                      f"{b['test_acc']:.4f} | {n['test_acc']:.4f} |")
-    text = "\n".join(lines)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "versions.md").write_text(text + "\n")
-    print(text)
+    e2e.save_markdown(args.out, "versions.md", "\n".join(lines))
 
 
 if __name__ == "__main__":
