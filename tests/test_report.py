@@ -151,3 +151,18 @@ def test_report_bad_top_k_exits_2(run_cli, trained_idx_run, tmp_path):
     code, _, err = run_cli("report", trained_idx_run[1], "--top-k", "-1", "--out", tmp_path / "r")
     assert_user_error(code, err, "--top-k must be an integer >= 1")
     assert not (tmp_path / "r").exists()
+
+
+def test_report_states_the_plan_the_training_followed(tmp_path):
+    """The settings table names the update rule, penalty and batch the run used, as `softreg train`
+    printed them (the saved config leaves the batch to the plan: it is not "all")."""
+    import html
+
+    run = tmp_path / "run"
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        assert call_main(["train", "--data", "digits", "--device", "cpu", "--out", run]) == 0
+        assert call_main(["report", run, "--device", "cpu"]) == 0
+    plan = next(line for line in stdout.getvalue().splitlines() if line.startswith("plan: "))
+    assert "batch 32" in plan
+    page = (run / "report" / "index.html").read_text()
+    assert f"<td>{html.escape(plan.removeprefix('plan: '))}</td>" in page
