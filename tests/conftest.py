@@ -148,6 +148,19 @@ def assert_no_run_left(out: Path) -> None:
         assert not stray, stray
 
 
+def start_until_checkpoint(args: list, out: Path, epoch: int, timeout: float = 300) -> subprocess.Popen:
+    """Start ``softreg ARGS --out OUT`` and return once its checkpoint has completed ``epoch`` epochs
+    (or the process ended, or ``timeout`` passed: the caller checks which)."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "softreg", *map(str, args), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while checkpoint_epoch(out) < epoch and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return proc
+
+
 def checkpoint_epoch(run: Path) -> int:
     """The epochs a run folder's checkpoint has completed (-1 while there is none to read)."""
     import json

@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import checkpoint_epoch, run_subprocess, write_idx_folder
+from conftest import checkpoint_epoch, run_subprocess, start_until_checkpoint, write_idx_folder
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="this torch has no gloo backend")
@@ -173,11 +173,7 @@ def test_resume_after_kill_9_of_the_whole_two_process_job(tmp_path):
     whole = run_subprocess(*args, "--out", tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr
     out = tmp_path / "killed"
-    launcher = subprocess.Popen([sys.executable, "-m", "softreg", *map(str, args), "--out", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while checkpoint_epoch(out) < 3 and launcher.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    launcher = start_until_checkpoint(args, out, 3)
     assert launcher.poll() is None, "the job finished before it could be killed"
     # the whole job at once: the training processes (the launcher's children) and the launcher
     workers = [int(p) for p in subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True,

@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import checkpoint_epoch, run_subprocess, write_idx_folder
+from conftest import checkpoint_epoch, run_subprocess, start_until_checkpoint, write_idx_folder
 
 RUNS = {
     "mlp": ["--model", "mlp", "--hidden", "64", "--epochs", "6", "--batch-size", "32"],
@@ -51,11 +48,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, name):
     assert not (tmp_path / "whole" / "checkpoint").exists()  # a finished run keeps no checkpoint
 
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "softreg", *map(str, args), "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while checkpoint_epoch(out) < 4 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
+    proc = start_until_checkpoint(args, out, 4)
     assert proc.poll() is None, "the run finished before it could be killed at 70%"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
