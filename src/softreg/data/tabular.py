@@ -135,6 +135,7 @@ def _features(reader: TableReader, schema: TableSchema, train_rows: np.ndarray, 
     in_place = bool((dest == np.arange(n)).all())
     names = [c.name for c in schema.columns]
     pending: tuple[int, np.ndarray] | None = None  # the rows being filled (parts may bring a few columns each)
+    end = 0  # rows covered so far
 
     def finish(offset: int, block: np.ndarray) -> None:
         if schema.impute == "none":
@@ -151,9 +152,10 @@ def _features(reader: TableReader, schema: TableSchema, train_rows: np.ndarray, 
                 finish(*pending)
             pending = (offset, X[offset : offset + m] if in_place else np.empty((m, schema.n_features), dtype=dtype))
         schema.encode(part, out=pending[1], where=where, first_row=offset)
+        end = offset + m
     if pending is not None:
         finish(*pending)
-    if (pending[0] + len(pending[1]) if pending is not None else 0) != n:
+    if end != n:
         raise UserInputError(f"{where}: the table changed while it was read; read it again.")
     return X
 
