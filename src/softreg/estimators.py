@@ -113,7 +113,7 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, *, penalty: str | None = "l2", alpha: float = 1e-4, l1_ratio: float = 0.15,
+    def __init__(self, *, penalty: str | None = "l2", alpha: float | str = 1e-4, l1_ratio: float = 0.15,
                  class_weight: dict | str | None = None, optimizer: str = "auto",
                  learning_rate: float | str = "auto", schedule: str = "constant", average: float | str = "auto",
                  momentum: float = 0.9, batch_size: int | str = "auto", max_iter: int = 100, tol: float = 1e-4,
@@ -534,7 +534,7 @@ class MLPClassifier(_SoftregClassifier):
     }
 
     def __init__(self, hidden_layer_sizes: tuple[int, ...] | int = (100,), activation: str = "relu", *,
-                 penalty: str | None = "l2", alpha: float = 1e-4, l1_ratio: float = 0.15,
+                 penalty: str | None = "l2", alpha: float | str = 1e-4, l1_ratio: float = 0.15,
                  class_weight: dict | str | None = None, optimizer: str = "adam",
                  learning_rate: float | str = "auto", schedule: str = "constant", average: float | str = "auto",
                  momentum: float = 0.9, batch_size: int | str = "auto", max_iter: int = 200, tol: float = 1e-4,
