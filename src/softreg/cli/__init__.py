@@ -142,4 +142,10 @@ def main(argv: list[str] | None = None) -> None:
         # namedtuple build their methods that way, torch's import runs many) and then ends the
         # process by SIGINT, whatever status we exit with: leave directly, output flushed.
         signals.exit_now(code)
+    if argv is None and os.environ.get("WORLD_SIZE", "1") != "1":
+        # A process of a torch.distributed job: interpreter teardown may abort it (gloo's worker
+        # threads can still hold work objects with Python references: "terminate called", SIGABRT,
+        # seen in a 2-process DDP run). Its files are complete (every write is
+        # atomic) and its output is flushed: leave directly.
+        signals.exit_now(code)
     sys.exit(code)
