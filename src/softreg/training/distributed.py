@@ -201,7 +201,10 @@ def launch(nproc: int, argv: list[str]) -> int:
     try:
         run(args)
     except ChildFailedError as exc:
-        rank, first = exc.get_first_failure()
+        # a process killed by a signal is the cause; the others then stopped on the broken collective
+        # (and may have exited first, which get_first_failure would name)
+        killed = sorted((r, f) for r, f in exc.failures.items() if f.exitcode < 0)
+        rank, first = killed[0] if killed else exc.get_first_failure()
         code = first.exitcode
         if code in (2, 130, 143):  # a user error or an interrupt: rank 0 has already said why
             return code
