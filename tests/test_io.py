@@ -465,3 +465,24 @@ def test_simultaneous_saves_fail_fast_or_succeed_and_leave_one_complete_run(tmp_
     assert "saved" in results
     _assert_complete(out, tags=[f"t{i}" for i in range(16)])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_a_lock_taken_a_moment_ago_is_named_once_its_holder_has_written(tmp_path):
+    """The holder writes its name just after taking the lock; a second writer arriving in between
+    still names it (16 simultaneous saves once met the empty file and said 'another process')."""
+    import fcntl
+
+    from softreg import locks
+
+    target = tmp_path / "run"
+    fd = os.open(locks.lock_file(target), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        writer = threading.Timer(0.03, lambda: os.pwrite(fd, locks._holder_info(), 0))
+        writer.start()
+        with pytest.raises(UserInputError, match=r"is in use by another softreg process \(pid"):
+            with locks.lock(target):
+                pass
+        writer.join()
+    finally:
+        os.close(fd)

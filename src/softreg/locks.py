@@ -83,6 +83,17 @@ def _read_holder(path: Path) -> bytes:
         return b""
 
 
+def _current_holder(path: Path) -> str:
+    """Who holds the lock at ``path``: the holder writes its name just after taking the lock, so an
+    empty file is read again for a moment before giving up on the name."""
+    for _ in range(20):
+        holder, doc = _describe_holder(_read_holder(path))
+        if doc:
+            return holder
+        time.sleep(0.005)
+    return holder
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -113,8 +124,7 @@ def _acquire(path: Path, what: str, fix: str) -> tuple[int, bool]:
                         os.unlink(path)
                 return _acquire_exclusive(path, what, fix), False
             if not got:
-                holder, _ = _describe_holder(_read_holder(path))
-                raise UserInputError(f"{what} is in use by {holder}; wait for it to finish or {fix}.")
+                raise UserInputError(f"{what} is in use by {_current_holder(path)}; wait for it to finish or {fix}.")
             # the previous holder unlinks the file on release: make sure ours is still the one at `path`
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
