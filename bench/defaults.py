@@ -170,7 +170,8 @@ def softreg_run(spec: str, test: str | None, extra: list[str], repeats: int) -> 
                 e2e_all=[r["seconds"] for r in runs], peak_rss_mb=median["peak_rss_mb"],
                 other_cores=median["other_cores"], test_acc=m["test_accuracy"], train_s=m["train_seconds"],
                 path_s=auto["seconds"] if auto else 0.0, l2=m.get("l2"), path_l2=auto["path_l2"] if auto else None,
-                points=auto["points"] if auto else None, n_fit=auto["n_fit"] if auto else None)
+                points=auto["points"] if auto else None, n_fit=auto["n_fit"] if auto else None,
+                chosen_by=auto.get("chosen_by") if auto else None, accuracy_z=auto.get("accuracy_z") if auto else None)
 
 
 def bench_dataset(name: str, work: Path, repeats: int, cache: dict) -> dict:
@@ -231,7 +232,7 @@ def markdown(doc: dict) -> str:
         ref, a, d, cv = r["reference"], r["auto"], r["default"], r["cv"]
         lines.append(
             f"| {r['dataset']} | {r['n_train']} x {r['n_features']}, {r['n_classes']} | {r['optimum']:.4f} "
-            f"(L2 {r['best_l2']:.3g}) | {d['test_acc']:.4f} | {a['test_acc']:.4f} ({a['l2']:.3g}) "
+            f"(L2 {r['best_l2']:.3g}) | {d['test_acc']:.4f} | {a['test_acc']:.4f} ({a['l2']:.3g}{_by(a)}) "
             f"| {ref[a['l2']]['test_acc']:.4f} | {cv['test_acc']:.4f} ({cv['l2']:.3g}) "
             f"| {a['test_acc'] - r['optimum']:+.4f} | {d['test_acc'] - r['optimum']:+.4f} |")
     lines += ["", "| dataset | default: train s / end to end s | `--l2 auto`: path s + refit s / end to end s "
@@ -247,6 +248,11 @@ def markdown(doc: dict) -> str:
             f"{'' if cv['converged'] else ' (not converged)'} | {_ratio(cv['seconds'] / auto_fit)} "
             f"| {d['peak_rss_mb']:.0f} / {a['peak_rss_mb']:.0f} | {max(d['other_cores'], a['other_cores']):.2f} |")
     return "\n".join(lines) + "\n"
+
+
+def _by(auto: dict) -> str:
+    """How --l2 auto chose: nothing when by log loss, else the accuracy rule's z."""
+    return f", by accuracy, z {auto['accuracy_z']:.1f}" if auto.get("chosen_by") == "accuracy" else ""
 
 
 def main() -> None:

@@ -43,3 +43,46 @@ def test_alpha_auto_is_a_fit_time_l2_choice(digits):
         LogisticRegressionClassifier(alpha="auto").partial_fit(X_train, binary, classes=[False, True])
     with pytest.raises(ValueError, match="alpha"):
         SoftmaxRegressionClassifier(alpha="often").fit(X_train, y_train)
+
+
+def _unit_rows(n=3000, features=3000, classes=20, seed=0):
+    """Sparse rows of unit length (as TF-IDF): a small curvature, so learning_rate='auto' is large."""
+    import scipy.sparse as sp
+    from sklearn.preprocessing import normalize
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, features, density=0.01, random_state=seed, format="csr")
+    centres = rng.normal(size=(classes, features)) * (rng.random((classes, features)) < 0.05)
+    y = np.asarray(X @ centres.T).argmax(1)
+    return normalize(X), y
+
+
+def test_sgd_step_shrinks_with_a_strong_penalty():
+    """learning_rate='auto' is STEP / (curvature + alpha): a strong penalty on unit-length sparse rows
+    (a step near 10 without it) neither diverges nor lands far from the penalised optimum."""
+    X, y = _unit_rows()
+    sgd = dict(optimizer="sgd", batch_size=512, max_iter=30, tol=0.0, random_state=0)
+    weak = SoftmaxRegressionClassifier(alpha=1e-6, **sgd).fit(X, y)
+    strong = SoftmaxRegressionClassifier(alpha=1.0, **sgd).fit(X, y)
+    assert weak.learning_rate_ > 5 and strong.learning_rate_ < 1.0
+    assert 1 / strong.learning_rate_ == pytest.approx(1 / weak.learning_rate_ + (1.0 - 1e-6), rel=1e-6)
+    optimum = SoftmaxRegressionClassifier(optimizer="lbfgs", alpha=1.0).fit(X, y)
+    np.testing.assert_allclose(strong.predict_proba(X), optimum.predict_proba(X), atol=0.01)  # SGD noise, no averaging
+
+
+def test_alpha_auto_path_on_unit_length_sparse_rows():
+    """The path starts at a penalty of 1: each stage's step is lr / (1 + lr * l2), so the strong end
+    does not diverge, and the refit's step is set for the penalty chosen."""
+    from softreg.training.l2path import stage_rate
+    from softreg.training import make_config
+
+    X, y = _unit_rows()
+    sgd = dict(optimizer="sgd", batch_size=512, max_iter=30, tol=0.0, random_state=0)
+    clf = SoftmaxRegressionClassifier(alpha="auto", **sgd).fit(X, y)
+    assert all(np.isfinite(p["val_loss"]) for p in clf.l2_path_["points"]) and len(clf.l2_path_["points"]) >= 3
+    at_chosen = SoftmaxRegressionClassifier(alpha=clf.alpha_, **sgd).fit(X, y)
+    assert clf.learning_rate_ == pytest.approx(at_chosen.learning_rate_, rel=1e-9)
+    np.testing.assert_allclose(clf.predict_proba(X), at_chosen.predict_proba(X), atol=1e-6)
+    sgd, adam = make_config(lr=10.0), make_config(lr=10.0, optimizer="adam")
+    assert stage_rate(sgd, 1.0) == pytest.approx(10 / 11) and stage_rate(sgd, 0.0) == 10.0
+    assert stage_rate(adam, 1.0) == 10.0

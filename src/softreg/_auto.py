@@ -6,12 +6,13 @@ SGD recipe stops 10-30% above it; from about ten thousand samples the averaged r
 the optimum's test accuracy many times sooner (Fashion-MNIST: under a second against minutes).
 L-BFGS also keeps 2 x 20 vectors of the parameters' size, so wide models go to SGD.
 
-SGD's step follows the data's scale and the batch size: lr = STEP * K / lambda * min(1, B / 512),
+SGD's step follows the data's scale and the batch size: lr = STEP * min(1, B / 512) / (lambda / K + l2),
 with lambda the largest eigenvalue of E[[x, 1] [x, 1]^T] (estimated by power iteration on a
 sample of rows), K the curvature factor of the head (the number of classes for softmax, 4 for
-a logistic head: the cost's curvature at the start is lambda / K) and B the batch size (smaller
-batches are noisier and want smaller steps). Features scaled by 10 get a step 100 times
-smaller, so the recipe neither diverges on raw features nor crawls on l2-normalised text.
+a logistic head: the cost's curvature at the start is lambda / K, and the L2 penalty adds l2)
+and B the batch size (smaller batches are noisier and want smaller steps). Features scaled by
+10 get a step 100 times smaller, so the recipe neither diverges on raw features nor crawls on
+l2-normalised text; a strong penalty shortens the step as the cost's curvature grows with it.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def curvature(X, seed: int = 0) -> float:
     return value
 
 
-def sgd_learning_rate(X, head_factor: float, batch_size: int, sparse: bool, seed: int = 0) -> float:
-    """learning_rate='auto' for momentum SGD (see the module docstring)."""
+def sgd_learning_rate(X, head_factor: float, batch_size: int, sparse: bool, seed: int = 0, l2: float = 0.0) -> float:
+    """learning_rate='auto' for momentum SGD with mean-cost L2 penalty ``l2`` (module docstring)."""
     step = STEP["sparse" if sparse else "dense"] * min(1.0, batch_size / FULL_BATCH)
-    return step * head_factor / curvature(X, seed)
+    return step / (curvature(X, seed) / head_factor + l2)

@@ -36,9 +36,10 @@ PARAMETERS_DOC = """
     alpha : float >= 0 or 'auto', default=1e-4
         Penalty strength: l2 = alpha * (1 - r), l1 = alpha * r with r = 1, 0 or l1_ratio.
         LogisticRegression(C=C) minimises the same cost with alpha = 1 / (C * n_samples).
-        'auto' (penalty 'l2', fit only): the penalty with the best validation log loss on a
-        regularisation path over a stratified 20% of the rows, warm-started from the strongest,
-        then a fit on every row; the choice is ``alpha_``, the path ``l2_path_``.
+        'auto' (penalty 'l2', fit only): the penalty with the best validation log loss (or a
+        clearly better validation accuracy) on a regularisation path over a stratified 20% of
+        the rows, warm-started from the strongest, then a fit on every row; the choice is
+        ``alpha_``, the path ``l2_path_`` (softreg.training.l2path).
     l1_ratio : float in [0, 1], default=0.15
         Share of L1 in the elastic net.
     class_weight : dict, 'balanced' or None, default=None

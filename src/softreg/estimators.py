@@ -184,7 +184,7 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             data, validation, w = self._hold_out(data, w, seed)
         device = resolve_device(self.device)
         runtime = Runtime(device=self.device)
-        config = self._choose_alpha(data, config, runtime, w)
+        config = self._choose_alpha(data, config, runtime, w, rows)
         state = new_state(data, config, runtime, has_validation=validation is not None,
                           device=device, model=self.model_ if warm else None)
         source = InMemorySource(data.train.X, data.train.y, None if w is None else w.to(state.model.dtype),
@@ -320,7 +320,7 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         full = optimizer == "lbfgs"
         batch = auto_batch_size(n_samples) if partial and self.batch_size == "auto" else self._batch(n_samples, X)
         self.batch_size_ = n_samples if full else min(batch, n_samples)
-        self.learning_rate_ = self._learning_rate(X, optimizer, self.batch_size_)
+        self.learning_rate_ = self._learning_rate(X, optimizer, self.batch_size_, l2)
         if partial and optimizer == "adam" and self.learning_rate == "auto":
             self.learning_rate_ = ADAM_ONLINE_LEARNING_RATE
         share = self._average_share()
@@ -350,7 +350,7 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         outputs = 1 if self._kind == "logistic" else len(self.classes_)
         return _auto.choose_optimizer(n_samples, (X.shape[1] + 1) * outputs)
 
-    def _learning_rate(self, X, optimizer: str, batch_size: int) -> float:
+    def _learning_rate(self, X, optimizer: str, batch_size: int, l2: float) -> float:
         if self.learning_rate != "auto":
             return float(self.learning_rate)
         if optimizer == "lbfgs":
@@ -358,7 +358,7 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         if optimizer == "adam":
             return ADAM_LEARNING_RATE
         head = 4.0 if self._kind == "logistic" else float(len(self.classes_))
-        return _auto.sgd_learning_rate(X, head, batch_size, sp.issparse(X))
+        return _auto.sgd_learning_rate(X, head, batch_size, sp.issparse(X), l2=l2)
 
     def _average_share(self) -> float:
         """average='auto': the recipe's 0.75 when optimizer='auto' chose SGD, else 0 (plain SGD / Adam)."""
@@ -376,10 +376,11 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             batch = max(batch, _auto.sparse_batch(n_samples, X.shape[1], X.nnz))
         return batch
 
-    def _choose_alpha(self, data: Dataset, config: TrainConfig, runtime: Runtime, w) -> TrainConfig:
+    def _choose_alpha(self, data: Dataset, config: TrainConfig, runtime: Runtime, w, X) -> TrainConfig:
         """alpha='auto': the penalty of a regularisation path on a stratified validation split of the
         training rows, warm-started from the strongest (softreg.training.l2path, as ``--l2 auto``);
-        the fit then uses every row. Sets ``alpha_`` (and ``l2_path_``, the path's points)."""
+        the fit then uses every row, with learning_rate='auto' set for the chosen penalty. Sets
+        ``alpha_`` (and ``l2_path_``, the path's points)."""
         if self.alpha != "auto":
             self.alpha_ = float(self.alpha)
             return config
@@ -388,7 +389,8 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
 
         choice = choose_l2(data, config, runtime=runtime, sample_weight=w)
         self.alpha_, self.l2_path_ = choice.l2, choice.to_dict()
-        return with_settings(config, l2=choice.l2)
+        self.learning_rate_ = self._learning_rate(X, config.optim.optimizer, self.batch_size_, choice.l2)
+        return with_settings(config, l2=choice.l2, lr=self.learning_rate_)
 
     def _penalties(self) -> tuple[float, float]:
         """(l1, l2) strengths for TrainConfig (alpha='auto' starts at 1e-4; fit replaces the l2)."""
@@ -554,10 +556,10 @@ class MLPClassifier(_SoftregClassifier):
     def _optimizer_for(self, X, n_samples: int, partial: bool) -> str:
         return "adam" if self.optimizer == "auto" else self.optimizer
 
-    def _learning_rate(self, X, optimizer: str, batch_size: int) -> float:
+    def _learning_rate(self, X, optimizer: str, batch_size: int, l2: float) -> float:
         if self.learning_rate == "auto" and optimizer == "sgd":
             return 0.01  # a network's curvature is not the data's: scikit-learn's MLP default
-        return super()._learning_rate(X, optimizer, batch_size)
+        return super()._learning_rate(X, optimizer, batch_size, l2)
 
     def _batch(self, n_samples: int, X) -> int:
         """batch_size='auto': min(200, n_samples), as scikit-learn's MLPClassifier."""

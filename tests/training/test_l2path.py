@@ -139,3 +139,50 @@ def test_cli_l2_auto_records_and_prints_the_choice(run_cli, idx_dir, tmp_path):
 def test_cli_l2_mistakes_exit_2(run_cli, idx_dir, tmp_path, args, words):
     code, _, err = run_cli("train", "--data", idx_dir, *args, "--out", tmp_path / "run")
     assert_user_error(code, err, *words)
+
+
+def _points(losses, accuracies):
+    return [l2path.PathPoint(10.0 ** -i, loss, acc, 1, 0.0) for i, (loss, acc) in enumerate(zip(losses, accuracies))]
+
+
+def test_select_penalty_keeps_log_loss_unless_accuracy_is_clearly_better():
+    """McNemar's z of the best accuracy over the log-loss choice decides: a handful of rows is noise,
+    a consistent margin over many disagreements is not."""
+    n = 4000
+    base = torch.zeros(n, dtype=torch.bool)
+    base[:2000] = True  # the log-loss choice (point 1) is right on half the rows
+    small = base.clone()
+    small[2000:2010] = True  # point 0: 10 more rows right, nothing else different: z = 10 / sqrt(10) = 3.2
+    mixed = base.clone()
+    mixed[2000:2100] = True
+    mixed[:80] = False  # point 2: 100 gained, 80 lost: z = 20 / sqrt(180) = 1.5
+    points = _points([0.9, 0.8, 0.85], [0.5025, 0.5, 0.505])
+    index, by, z = l2path.select_penalty(points, [small, base, mixed])
+    assert (index, by) == (1, "log loss") and z == pytest.approx(20 / math.sqrt(180))  # best accuracy is point 2
+    index, by, z = l2path.select_penalty(points[:2], [small, base])
+    assert (index, by) == (0, "accuracy") and z == pytest.approx(10 / math.sqrt(10))
+    assert l2path.select_penalty(points[:2], [small, base], z_min=4.0)[:2] == (1, "log loss")
+    # weights: the same disagreements weighed 4x give the same z (a scale), a single heavy row does not
+    assert l2path.select_penalty(points[:2], [small, base], torch.full((n,), 4.0))[2] == pytest.approx(math.sqrt(10))
+    heavy = torch.ones(n)
+    heavy[2000] = 100.0
+    assert l2path.select_penalty(points[:2], [small, base], heavy)[1] == "log loss"
+    # agreement, ties in accuracy (the lower loss wins) and a diverged point are no choice at all
+    tied = _points([0.5, 0.4, math.inf], [0.9, 0.9, 0.95])
+    assert l2path.select_penalty(tied, [base, base, small]) == (1, "log loss", 0.0)
+
+
+def test_path_choice_is_recorded_and_described():
+    """On the noisy table the choice follows the rule, and the line says what decided it."""
+    choice = choose_l2(_noisy(), make_config())
+    losses = [p.val_loss for p in choice.points]
+    by_loss = choice.points[int(np.argmin(losses))]
+    if choice.chosen_by == "log loss":
+        assert choice.path_l2 == by_loss.l2 and choice.accuracy_z < l2path.ACCURACY_Z
+    else:
+        best = max(choice.points, key=lambda p: (p.val_accuracy, -p.val_loss))
+        assert choice.path_l2 == best.l2 and choice.accuracy_z >= l2path.ACCURACY_Z
+    line = l2path.describe_choice(choice.to_dict())
+    assert line.startswith(f"l2 auto: chose {choice.l2:.3g} (") and f"{choice.n_val} held-out rows" in line
+    forced = l2path.describe_choice(dict(choice.to_dict(), chosen_by="accuracy", accuracy_z=3.04))
+    assert "validation accuracy" in forced and "(z 3.0)" in forced

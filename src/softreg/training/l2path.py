@@ -4,8 +4,13 @@ The training rows are split (stratified, fixed by the seed) into fitting rows an
 rows. The model is fitted at each penalty of a grid, from the strongest down, each fit starting
 from the weights of the previous one (a warm start: the optimum moves little from one penalty
 to the next, so each needs a fraction of a full run). The penalty whose model has the lowest
-validation log loss wins; the path stops once ``PATIENCE`` weaker penalties in a row have done
-no better. The caller then refits on every training row with the chosen penalty.
+validation log loss wins, unless another penalty's model classifies the validation rows
+clearly better: when the best validation accuracy beats the log-loss choice's by a paired
+(McNemar) z statistic of at least ``ACCURACY_Z``, that penalty wins. Log loss and accuracy
+usually agree; where classes overlap heavily they need not (a mis-specified linear model: the
+penalty with the best probabilities is not the one with the best decisions), and a user of a
+classifier reads its accuracy. The path stops once ``PATIENCE`` weaker penalties in a row have
+improved neither. The caller then refits on every training row with the chosen penalty.
 
 As in scikit-learn's ``LogisticRegressionCV``, the penalty carried over to the refit keeps the
 penalty per sample summed over the data fixed (sklearn's ``C``): the mean-cost penalty softreg
@@ -32,8 +37,12 @@ from softreg.training.config import Runtime, TrainConfig, with_settings
 # standardised features; 1 leaves the weights near zero, 1e-6 is nearly unpenalised).
 DEFAULT_GRID: tuple[float, ...] = tuple(10.0 ** (-k / 2) for k in range(13))
 VALIDATION_FRACTION = 0.2  # share of the training rows held out to score each penalty
-PATIENCE = 2  # weaker penalties in a row with no better validation loss before the path stops
-STAGE_SHARE = 0.25  # each penalty gets this share of a full run's epochs (at least one epoch)
+PATIENCE = 2  # weaker penalties in a row with neither a better validation loss nor accuracy: the path stops
+# The best validation accuracy replaces the log-loss choice when its paired gain is at least this
+# many standard errors (McNemar's z over the rows the two models classify differently). The best
+# of up to 13 penalties is picked after the fact, so the bar is above the usual 2.
+ACCURACY_Z = 2.5
+STAGE_SHARE = 0.125  # each penalty gets this share of a full run's epochs (at least one epoch)
 # Up to this many values (rows x features) a linear model's path is fitted to the optimum of each
 # penalty by full-batch L-BFGS in float64: cheap at that size, and exact, so the choice does not
 # depend on how close minibatch updates came (on the digits they shifted it by a grid step).
@@ -61,7 +70,11 @@ class L2Choice:
     """The outcome of ``choose_l2``.
 
     l2 : the penalty to refit with on all training rows (``path_l2 * n_fit / n_all``)
-    path_l2 : the grid penalty with the lowest validation log loss
+    path_l2 : the grid penalty chosen: the lowest validation log loss, or the best validation
+        accuracy where it is clearly better (``chosen_by``)
+    chosen_by : "log loss" or "accuracy"
+    accuracy_z : McNemar's z of the best validation accuracy over the log-loss choice's (0 when
+        they are the same penalty)
     points : every penalty tried, strongest first (the path may stop before the grid's end)
     n_fit, n_val : rows the path fitted on and scored on
     seconds : the whole path, wall clock
@@ -70,6 +83,8 @@ class L2Choice:
 
     l2: float
     path_l2: float
+    chosen_by: str = "log loss"
+    accuracy_z: float = 0.0
     points: list[PathPoint] = field(default_factory=list)
     n_fit: int = 0
     n_val: int = 0
@@ -82,9 +97,14 @@ class L2Choice:
 
 def describe_choice(choice: dict) -> str:
     """One line for the command line about an ``L2Choice.to_dict()``."""
-    best = min(choice["points"], key=lambda p: p["val_loss"])
-    return (f"l2 auto: chose {choice['l2']:.3g} (validation log loss {best['val_loss']:.4f} at {choice['path_l2']:.3g} "
-            f"on {choice['n_val']} held-out rows; {len(choice['points'])} penalties in {choice['seconds']:.2f} s)"
+    point = next(p for p in choice["points"] if p["l2"] == choice["path_l2"])
+    if choice.get("chosen_by") == "accuracy":
+        why = (f"validation accuracy {point['val_accuracy']:.4f} at {choice['path_l2']:.3g}, clearly above the "
+               f"lowest log loss's (z {choice['accuracy_z']:.1f})")
+    else:
+        why = f"validation log loss {point['val_loss']:.4f} at {choice['path_l2']:.3g}"
+    return (f"l2 auto: chose {choice['l2']:.3g} ({why} on {choice['n_val']} held-out rows; "
+            f"{len(choice['points'])} penalties in {choice['seconds']:.2f} s)"
             + ("; refitted exactly (L-BFGS, float64)" if choice.get("exact") else ""))
 
 
@@ -132,7 +152,7 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
         Default ``DEFAULT_GRID``
     validation_fraction : share of the rows held out, stratified by class, fixed by ``config.seed``
     split : (fit rows, validation rows) index tensors to use instead of drawing a split
-    stage_epochs : epochs per penalty; default a quarter of the epochs a full run of ``config``
+    stage_epochs : epochs per penalty; default an eighth of the epochs a full run of ``config``
         would take on the fitting rows, at least one
 
     Returns an ``L2Choice``; its ``l2`` is the penalty for a refit on all ``n`` rows.
@@ -162,31 +182,71 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
     device = resolve_device(runtime.device)
     w = None if sample_weight is None else sample_weight.to(torch.float64)
     points: list[PathPoint] = []
+    right: list[torch.Tensor] = []  # per point: which validation rows its model classifies correctly
     model: Classifier | None = None
-    best, stale = math.inf, 0
+    best_loss, best_accuracy, stale = math.inf, -math.inf, 0
     for l2 in grid:
         started = time.perf_counter()
-        stage = with_settings(base, l2=l2, epochs=stage_epochs)
+        stage = with_settings(base, l2=l2, epochs=stage_epochs, lr=stage_rate(base, l2))
         state = new_state(fitting, stage, runtime, has_validation=False, device=device, model=model)
         model = state.model
         source = InMemorySource(fitting.train.X, fitting.train.y,
                                 None if w is None else w[fit_rows].to(model.dtype), device=device)
         fit(state, source)
         with cpu_threads(state.plan.threads, device):
-            loss, accuracy = _scores(model, take_rows(data.train.X, val_rows), data.train.y[val_rows],
-                                     None if w is None else w[val_rows], device)
+            loss, accuracy, correct = _scores(model, take_rows(data.train.X, val_rows), data.train.y[val_rows],
+                                              None if w is None else w[val_rows], device)
         points.append(PathPoint(l2, loss, accuracy, len(state.history), time.perf_counter() - started))
+        right.append(correct)
         if not math.isfinite(loss):
             break  # a weaker penalty will not bring it back
-        if loss < best:
-            best, stale = loss, 0
+        if loss < best_loss or accuracy > best_accuracy:
+            stale = 0
         else:
             stale += 1
             if stale >= PATIENCE:
                 break
-    chosen = min(points, key=lambda p: p.val_loss)
-    return L2Choice(l2=chosen.l2 * len(fit_rows) / n, path_l2=chosen.l2, points=points, n_fit=len(fit_rows),
-                    n_val=len(val_rows), seconds=time.perf_counter() - tic, exact=exact)
+        best_loss, best_accuracy = min(best_loss, loss), max(best_accuracy, accuracy)
+    index, chosen_by, z = select_penalty(points, right, None if w is None else w[val_rows])
+    chosen = points[index]
+    return L2Choice(l2=chosen.l2 * len(fit_rows) / n, path_l2=chosen.l2, chosen_by=chosen_by, accuracy_z=z,
+                    points=points, n_fit=len(fit_rows), n_val=len(val_rows), seconds=time.perf_counter() - tic,
+                    exact=exact)
+
+
+def select_penalty(points: Sequence[PathPoint], right: Sequence[torch.Tensor],
+                   weight: torch.Tensor | None = None, z_min: float | None = None) -> tuple[int, str, float]:
+    """(index of the chosen point, "log loss" or "accuracy", McNemar's z) for a path's points.
+
+    right : per point, a bool (n_val,) tensor of the validation rows its model classifies correctly
+    weight : optional (n_val,) row weights (the z statistic then weighs each disagreement)
+    z_min : the bar for accuracy to overrule log loss; default ``ACCURACY_Z``
+
+    The lowest finite validation log loss is the choice unless the point with the best accuracy
+    (ties: the lower log loss) gains at least ``z_min`` standard errors of the paired difference
+    ``sum(w * (right_best - right_loss)) / sqrt(sum((w * (right_best - right_loss)) ** 2))``.
+    """
+    z_min = ACCURACY_Z if z_min is None else z_min
+    finite = [i for i, p in enumerate(points) if math.isfinite(p.val_loss)] or list(range(len(points)))
+    by_loss = min(finite, key=lambda i: points[i].val_loss)
+    by_accuracy = max(finite, key=lambda i: (points[i].val_accuracy, -points[i].val_loss))
+    if by_accuracy == by_loss:
+        return by_loss, "log loss", 0.0
+    gain = right[by_accuracy].double() - right[by_loss].double()
+    if weight is not None:
+        gain = gain * weight.double()
+    spread = float(gain.square().sum().sqrt())
+    z = float(gain.sum()) / spread if spread > 0 else 0.0
+    return (by_accuracy, "accuracy", z) if z >= z_min else (by_loss, "log loss", z)
+
+
+def stage_rate(config: TrainConfig, l2: float) -> float:
+    """The learning rate of a path stage at penalty ``l2``: SGD's ``lr / (1 + lr * l2)``, so that
+    the penalty's own curvature (``l2``) cannot make a step set for a weak penalty diverge at the
+    path's strong end (a step of 10, right for l2-normalised text, times a penalty of 1). Weak
+    penalties keep the step as it is; other optimizers set their own step sizes."""
+    lr = config.optim.lr
+    return lr / (1.0 + lr * l2) if config.optim.optimizer == "sgd" else lr
 
 
 def refit_config(config: TrainConfig, choice: L2Choice) -> TrainConfig:
@@ -206,11 +266,13 @@ def _exact_path(config: TrainConfig, values: int) -> bool:
 
 @torch.no_grad()
 def _scores(model: Classifier, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None,
-            device: torch.device) -> tuple[float, float]:
-    """(weighted mean log loss, weighted accuracy) of ``model`` on raw rows X (n, ...), in chunks."""
+            device: torch.device) -> tuple[float, float, torch.Tensor]:
+    """(weighted mean log loss, weighted accuracy, bool (n,) rows classified correctly) of ``model``
+    on raw rows X (n, ...), in chunks."""
     was_training = model.training
     model.eval()
     loss_sum = correct_sum = weight_sum = 0.0
+    right = torch.empty(X.shape[0], dtype=torch.bool)
     for start in range(0, X.shape[0], SCORE_CHUNK):
         scores = model(row_range(X, start, min(start + SCORE_CHUNK, X.shape[0])).to(device))
         yb = y[start : start + SCORE_CHUNK].to(device)
@@ -218,8 +280,10 @@ def _scores(model: Classifier, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor
               else w[start : start + SCORE_CHUNK].to(device))
         losses = loss_from_scores(scores, yb, reduction="none").double()
         loss_sum += float((losses * wb).sum())
-        correct_sum += float(((scores_to_labels(scores) == yb).double() * wb).sum())
+        correct = scores_to_labels(scores) == yb
+        right[start : start + SCORE_CHUNK] = correct.cpu()
+        correct_sum += float((correct.double() * wb).sum())
         weight_sum += float(wb.sum())
     model.train(was_training)
     weight_sum = max(weight_sum, 1e-300)
-    return loss_sum / weight_sum, correct_sum / weight_sum
+    return loss_sum / weight_sum, correct_sum / weight_sum, right
