@@ -79,3 +79,36 @@ def test_large_unweighted_inputs_are_not_hashed(monkeypatch):
     assert np.array_equal(Xo, X.astype(np.float32)) and np.array_equal(co, codes) and wo is None
     with pytest.raises(AssertionError, match="hashed"):  # weights given: hashed whatever the size
         _rows.prepare_rows(X, codes, np.ones(100))
+
+
+def test_large_canonical_sparse_rows_are_used_without_a_copy(monkeypatch):
+    """A float32 CSR matrix with sorted, unique indices and no stored zeros is the fit's data as it
+    is (a hashed 1M-document matrix is a gigabyte); any other sparse input is copied and
+    canonicalised, never modified in place."""
+    monkeypatch.setattr(_rows, "HASH_LIMIT", 0)
+    X, codes = _data(n=100)
+    canonical = sp.csr_matrix(X.astype(np.float32))
+    assert _rows.prepare_rows(canonical, codes, None)[0] is canonical
+    messy = sp.csr_matrix((np.array([1.0, 2.0, 0.0, 3.0], np.float32), np.array([2, 0, 1, 2]), np.array([0, 3, 4])),
+                          shape=(2, 3))  # row 0: unsorted, a stored zero; row 1: fine
+    duplicated = sp.csr_matrix((np.array([1.0, 2.0], np.float32), np.array([1, 1]), np.array([0, 2, 2])), shape=(2, 3))
+    for given, dense in [(messy, [[2, 0, 1], [0, 0, 3]]), (duplicated, [[0, 3, 0], [0, 0, 0]]),
+                         (canonical.astype(np.float64), X)]:
+        before = given.copy()
+        out = _rows.prepare_rows(given, np.array([0, 1] if given.shape[0] == 2 else codes), None)[0]
+        assert out is not given and out.has_canonical_format and np.count_nonzero(out.data) == out.nnz
+        assert out.dtype == np.float32 and np.allclose(out.toarray(), dense)
+        for name in ("data", "indices", "indptr"):  # the caller's matrix is untouched
+            assert np.array_equal(getattr(given, name), getattr(before, name))
+
+
+def test_a_fit_leaves_the_callers_sparse_matrix_as_it_was(monkeypatch):
+    from softreg import SoftmaxRegressionClassifier
+
+    monkeypatch.setattr(_rows, "HASH_LIMIT", 10)
+    X, codes = _data(n=200)
+    X = sp.csr_matrix(X.astype(np.float32))
+    before = X.copy()
+    SoftmaxRegressionClassifier(optimizer="sgd", max_iter=3, random_state=0).fit(X, codes)
+    for name in ("data", "indices", "indptr"):
+        assert np.array_equal(getattr(X, name), getattr(before, name))

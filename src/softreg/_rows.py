@@ -54,10 +54,14 @@ def prepare_rows(X, codes: np.ndarray, weights: np.ndarray | None):
 
 
 def _float32(X, sparse: bool):
-    """float32 rows with -0.0 made 0.0 (equal values, equal bits); sparse: canonical CSR, no stored zeros."""
+    """float32 rows with -0.0 made 0.0 (equal values, equal bits); sparse: canonical CSR, no stored zeros
+    (a copy only when the matrix is not that already)."""
     if sparse:
         import scipy.sparse as sp
 
+        if (X.format == "csr" and X.dtype == np.float32 and X.has_canonical_format
+                and np.count_nonzero(X.data) == X.nnz):
+            return X  # canonical already: used as given, never written to (no copy of a large matrix)
         X = sp.csr_matrix(X, dtype=np.float32, copy=True)
         X.sum_duplicates()
         X.eliminate_zeros()
