@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from softreg import functional as SF
-from softreg.data.sparse import t_mm
+from softreg.data.sparse import SparseProduct, scale_columns, t_mm
 from softreg.errors import UserInputError
 from softreg.preprocess import PREPROCESS, Preprocess  # noqa: F401  (re-exported)
 
@@ -40,7 +40,8 @@ class LinearModel(nn.Module):
 
     @torch.no_grad()
     def gradients(self, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, denom: float,
-                  shift: torch.Tensor | None = None, scale: torch.Tensor | None = None) -> Gradients:
+                  shift: torch.Tensor | None = None, scale: torch.Tensor | None = None,
+                  lazy: bool = False) -> Gradients:
         """Cost, correct count and gradients on one batch, without autograd.
 
         x : (B, F) features, dense or a sparse CSR tensor; with ``shift`` / ``scale`` (F,) they
@@ -55,13 +56,18 @@ class LinearModel(nn.Module):
             dW = R^T X,  db = sum over rows of R;
         the same with sigmoid and one output for logistic regression. Tests check this
         against autograd through ``softreg.functional.cross_entropy``.
+
+        lazy : for CSR rows, dW comes back as a ``SparseProduct`` that an update adds where it
+            goes, instead of a formed (K, F) tensor (softreg.data.sparse)
         """
         W = self.linear.weight  # (K, F)
         bias = self.linear.bias
-        if scale is not None:
-            W = W * scale  # the layer seen by raw inputs
         B = x.shape[0]
         sparse = x.layout == torch.sparse_csr
+        if sparse and shift is None and scale is not None:
+            x, scale = scale_columns(x, scale.to(x.dtype)), None  # scaled rows: no (K, F) W * scale per batch
+        if scale is not None:
+            W = W * scale  # the layer seen by raw inputs
         if sparse:  # CSR (B, F) x dense (F, K): torch's sparse kernel; the scores come out (B, K)
             scores = torch.mm(x, W.t()).t().contiguous()  # (K, B)
         else:
@@ -80,7 +86,9 @@ class LinearModel(nn.Module):
         if w is not None:
             residual.mul_(w.unsqueeze(0))
         residual.div_(denom)
-        if sparse:  # R X as (X^T R^T)^T, no dense X ever; (F, K) row-major is the weight's own layout
+        if sparse and lazy and shift is None and scale is None:
+            grad_w = SparseProduct(x, residual.t())  # added by the update where it goes
+        elif sparse:  # R X as (X^T R^T)^T, no dense X ever; (F, K) row-major is the weight's own layout
             grad_w = t_mm(x, residual.t().contiguous()).t()  # (F, K) -> (K, F) view
         else:
             grad_w = residual @ x  # (K, B) @ (B, F) -> (K, F)
@@ -315,16 +323,19 @@ class Classifier(nn.Module):
         return self.net(self.preprocess(raw))
 
     def gradients(self, raw: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None, denom: float,
-                  forward=None) -> Gradients:
+                  forward=None, lazy: bool = False) -> Gradients:
         """``net.gradients`` on raw inputs (B, *sample_shape): linear networks absorb the
-        preprocessing (one pass over the batch); others get preprocessed features."""
+        preprocessing (one pass over the batch); others get preprocessed features. ``lazy``:
+        a linear network's weight gradient on CSR rows may come back as a ``SparseProduct``."""
         if self._fold():
             # a zero shift (pixels, scale) is left out: it would cost two passes over W per batch
             shift = self.preprocess.shift if self.preprocess.kind == "standardize" else None
-            return self.net.gradients(self._flat(raw), y, w, denom, shift, self.preprocess.scale)
+            return self.net.gradients(self._flat(raw), y, w, denom, shift, self.preprocess.scale, lazy=lazy)
         x = self.preprocess(raw)
         if forward is not None:
             return self.net.gradients(x, y, w, denom, forward=forward)
+        if isinstance(self.net, LinearModel):
+            return self.net.gradients(x, y, w, denom, lazy=lazy)
         return self.net.gradients(x, y, w, denom)
 
     def _flat(self, raw: torch.Tensor) -> torch.Tensor:

@@ -117,6 +117,80 @@ def test_closed_form_gradients_on_csr_equal_autograd_on_dense_rows(Net, classes,
         torch.testing.assert_close(g, e)
 
 
+@pytest.mark.parametrize("Net, classes", [(SoftmaxRegression, 4), (LogisticRegression, 2)])
+def test_scaled_and_lazy_gradients_on_csr_equal_autograd(Net, classes):
+    """Scale-only preprocessing (sparse data's) is folded into the rows' values; with lazy=True the
+    weight gradient comes back as a SparseProduct that forms the same tensor."""
+    torch.manual_seed(1)
+    X = _matrix(n=50, f=30)
+    T, dense = S.from_scipy(X, torch.float64), torch.from_numpy(X.toarray())
+    y = torch.randint(0, classes, (50,))
+    net = (Net(30, classes) if Net is SoftmaxRegression else Net(30)).double()
+    scale = torch.rand(30, dtype=torch.float64) + 0.5
+    cost, _, grads = net.gradients(T, y, None, 50.0, None, scale, lazy=True)
+    assert isinstance(grads[0], S.SparseProduct) and grads[0].shape == net.linear.weight.shape
+    with torch.enable_grad():
+        from softreg.models import loss_from_scores
+
+        reference = loss_from_scores(net(dense * scale), y, reduction="none").sum() / 50.0
+        expected = torch.autograd.grad(reference, list(net.parameters()))
+    torch.testing.assert_close(cost, reference.detach())
+    torch.testing.assert_close(grads[0].dense(), expected[0])
+    torch.testing.assert_close(grads[1], expected[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sparse_product_adds_in_place_as_the_formed_product(monkeypatch, dtype):
+    """add_to writes alpha * (X^T D)^T into a feature-major buffer through SciPy's kernel, the
+    same numbers as forming the product; a row-major buffer, or no kernel, takes the formed path."""
+    X = _matrix(n=40, f=500, density=0.02, dtype=np.float32 if dtype == torch.float32 else np.float64)
+    T = S.from_scipy(X, dtype)
+    D = torch.randn(40, 6, dtype=dtype)
+    product = S.SparseProduct(T, D)
+    expected = torch.from_numpy((X.T @ D.numpy()).T.copy())
+    torch.testing.assert_close(product.dense(), expected)
+    start = torch.randn(500, 6, dtype=dtype)
+    for layout in ("feature-major", "row-major"):
+        out = start.clone().t() if layout == "feature-major" else start.t().contiguous()
+        before = out.data_ptr()
+        product.add_to(out, alpha=-0.5)
+        assert out.data_ptr() == before  # in place
+        torch.testing.assert_close(out, start.t() - 0.5 * expected)
+    calls = []
+    kernel = S._accumulate_kernel()
+    monkeypatch.setattr(S, "_accumulate_kernel", lambda: (lambda *a: calls.append(1) or kernel(*a)))
+    product.add_to(start.clone().t())
+    assert calls == [1]  # the feature-major buffer went through the kernel
+    monkeypatch.setattr(S, "_accumulate_kernel", lambda: None)
+    out = start.clone().t()
+    product.add_to(out, alpha=2.0)
+    torch.testing.assert_close(out, start.t() + 2.0 * expected)
+    assert torch.equal(S.densify(product), product.dense()) and S.densify(D) is D
+
+
+@pytest.mark.parametrize("momentum, l2", [(0.0, 0.0), (0.0, 0.05), (0.9, 0.05)])
+def test_sgd_on_sparse_products_follows_formed_gradients(momentum, l2):
+    from softreg.training.updates import SGD
+
+    X = _matrix(n=64, f=200, density=0.05, dtype=np.float32)
+    T = S.from_scipy(X)
+    params = {}
+    for lazy in (False, True):
+        torch.manual_seed(0)
+        net = SoftmaxRegression(200, 3)
+        net.linear.weight = torch.nn.Parameter(net.linear.weight.detach().t().contiguous().t())  # feature-major
+        updater = SGD(list(net.parameters()), [True, False], l2, 0.0, momentum)
+        for step in range(5):
+            rows = torch.arange(step * 12, step * 12 + 16) % 64
+            xb = S.take_rows(T, rows)
+            _, _, grads = net.gradients(xb, rows % 3, None, 16.0, lazy=lazy)
+            assert isinstance(grads[0], S.SparseProduct) == lazy
+            updater.step(grads, 0.5)
+        params[lazy] = [p.detach().clone() for p in net.parameters()]
+    for a, b in zip(params[False], params[True]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_mlp_takes_csr_rows_through_a_sparse_first_layer():
     torch.manual_seed(0)
     X = _matrix(n=40, f=25)

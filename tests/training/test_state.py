@@ -29,6 +29,24 @@ class Interrupt(Callback):
             raise KeyboardInterrupt
 
 
+def _sparse_rows(n=240, f=300, seed=0) -> Dataset:
+    """CSR rows (a feature-major sparse model, whose updates add into their buffers in place)."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from softreg.data.sparse import from_scipy
+
+    rng = np.random.default_rng(seed)
+    X = sp.random(n + 60, f, density=0.05, format="csr", random_state=seed, dtype=np.float32)
+    y = torch.from_numpy(np.asarray(X[:, :3].sum(axis=1)).ravel().round().astype(np.int64) % 3)
+    y[rng.random(n + 60) < 0.1] = 0
+    T = from_scipy(X)
+    from softreg.data.sparse import row_range
+
+    return Dataset("sparse", Split(row_range(T, 0, n), y[:n]), Split(row_range(T, n, n + 60), y[n:]),
+                   ["a", "b", "c"], index_base=0)
+
+
 def _images(n=240) -> Dataset:
     X, y = easy_images(n)
     Xt, yt = easy_images(60, seed=5)
@@ -40,6 +58,7 @@ CASES = {
     "lesson-plain-sgd": dict(recipe="lesson", epochs=4, batch_size=20),
     "mlp-adam-cosine": dict(model="mlp", hidden=[16], epochs=6, batch_size=32),
     "lbfgs": dict(optimizer="lbfgs", lr=1.0, epochs=5),
+    "sparse-linear-averaged": dict(epochs=6, batch_size=32, sparse=True),
     "early-stopping": dict(model="mlp", hidden=[8], optimizer="adam", lr=0.01, epochs=12, batch_size=32,
                            validation_fraction=0.25, early_stopping=True, patience=2),
 }
@@ -61,8 +80,9 @@ def _config(case: dict):
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 @pytest.mark.parametrize("mid_epoch", [False, True], ids=["epoch-boundary", "mid-epoch"])
 def test_resumed_run_equals_an_uninterrupted_run(tmp_path, case, mid_epoch):
-    data = _images()
-    config = _config(CASES[case])
+    settings = dict(CASES[case])
+    data = _sparse_rows() if settings.pop("sparse", False) else _images()
+    config = _config(settings)
     whole = train(data, config)
     steps = whole.state.step  # updates actually done (early stopping may end sooner)
     stop_at = max(1, int(0.7 * steps))

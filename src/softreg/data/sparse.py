@@ -179,3 +179,54 @@ def t_mm(X: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
 
 def _t_mm_torch(X: torch.Tensor, D: torch.Tensor) -> torch.Tensor:
     return torch.mm(X.t(), D.contiguous())
+
+
+class SparseProduct:
+    """``(X^T D)^T`` (K, F) for CSR rows X (B, F) and dense D (B, K), not formed: the weight gradient
+    of a linear layer on sparse rows, as the updates receive it.
+
+    Forming it costs a zeroed (F, K) temporary per update, filled at the batch's few columns and
+    then read whole; with 20 x 74,731 weights that allocation and the passes over it took more
+    than half of each update (BENCHMARKS.md, "Sparse text"). ``add_to`` adds it straight into the
+    buffer it is headed for (SGD's velocity, or the weights), touching only the batch's columns.
+    """
+
+    def __init__(self, X: torch.Tensor, D: torch.Tensor):
+        self.X, self.D = X, D.contiguous()
+        self.shape = torch.Size((D.shape[1], X.shape[1]))
+
+    def dense(self) -> torch.Tensor:
+        """The product formed: (K, F), a view of (F, K) row-major storage."""
+        return t_mm(self.X, self.D).t()
+
+    def add_to(self, out: torch.Tensor, alpha: float = 1.0) -> None:
+        """``out += alpha * (X^T D)^T`` in place, for ``out`` (K, F). On the CPU, with ``out``
+        feature-major (a sparse model's weight layout) and matching dtypes, SciPy's compiled
+        accumulating kernel writes into ``out`` directly; otherwise the product is formed and added."""
+        kernel = _accumulate_kernel()
+        crow, col, val = parts(self.X)
+        target = out.t()  # (F, K)
+        if (kernel is None or out.device.type != "cpu" or not target.is_contiguous() or val.dtype != out.dtype
+                or crow.dtype != col.dtype):
+            out.add_(self.dense(), alpha=alpha)
+            return
+        D = (self.D if alpha == 1.0 else self.D * alpha).to(out.dtype).contiguous()
+        F, K = target.shape
+        kernel(F, self.X.shape[0], K, crow.numpy(), col.numpy(), val.numpy(), D.numpy().reshape(-1),
+               target.numpy().reshape(-1))
+
+
+def densify(gradient) -> torch.Tensor:
+    """A gradient as a tensor: a ``SparseProduct`` formed, a tensor as it is."""
+    return gradient.dense() if isinstance(gradient, SparseProduct) else gradient
+
+
+def _accumulate_kernel():
+    """SciPy's ``Y += A X`` for A in CSC form (the transpose of CSR rows): ``csc_matvecs(n_row, n_col,
+    n_vecs, indptr, indices, data, X, Y)``, from its compiled sparse tools; None where a SciPy
+    version lacks it (the product is then formed and added: same result, slower)."""
+    try:
+        from scipy.sparse import _sparsetools
+    except ImportError:
+        return None
+    return getattr(_sparsetools, "csc_matvecs", None)

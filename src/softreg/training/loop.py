@@ -84,7 +84,10 @@ def _on(device: torch.device, batch: Batch) -> Batch:
 
 def _reduced_gradients(model: Classifier, batch: Batch, comm: Comm, forward=None):
     batch = _on(next(model.parameters()).device, batch)
-    cost, correct, grads = model.gradients(batch.X, batch.y, batch.w, batch.denom, forward=forward)
+    if comm.world > 1 or forward is not None:
+        cost, correct, grads = model.gradients(batch.X, batch.y, batch.w, batch.denom, forward=forward)
+    else:  # one process: a sparse batch's weight gradient may stay a product that the update adds in place
+        cost, correct, grads = model.gradients(batch.X, batch.y, batch.w, batch.denom, lazy=True)
     if comm.world > 1:
         counts = torch.stack([cost.to(model.dtype), correct.to(model.dtype)])
         comm.reduce(([] if forward is not None else grads) + [counts])

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import nn
 
+from softreg.data.sparse import SparseProduct, densify
+
 
 def weight_names(net: nn.Module) -> list[bool]:
     """For each parameter, whether penalties apply to it (weight matrices, not biases)."""
@@ -33,7 +35,10 @@ class Updater:
         self.state: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
-    def step(self, grads: list[torch.Tensor], lr: float) -> None:
+    def step(self, grads: list, lr: float) -> None:
+        """One update from ``grads``: tensors shaped as the parameters, or ``SparseProduct``s
+        (a linear layer's weight gradient on sparse rows), which SGD adds in place."""
+        grads = [densify(g) for g in grads]
         if self.l2:
             for p, g, pen in zip(self.params, grads, self.penalised):
                 if pen:
@@ -55,7 +60,17 @@ class Updater:
         return dict(self.state)
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.state = {k: v.to(self.params[0].device) for k, v in tensors.items()}
+        """The state saved by ``state_tensors``; a per-parameter tensor ("name.i") takes its
+        parameter's memory layout again (a file stores it row-major; a sparse model's weight is
+        feature-major, and its updates add into a buffer of that layout in place)."""
+        self.state = {}
+        for name, value in tensors.items():
+            index = name.rpartition(".")[2]
+            param = self.params[int(index)] if index.isdigit() and int(index) < len(self.params) else None
+            if param is not None and param.shape == value.shape:
+                self.state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+            else:
+                self.state[name] = value.to(self.params[0].device)
 
 
 class SGD(Updater):
@@ -75,24 +90,32 @@ class SGD(Updater):
         self.momentum = momentum
 
     @torch.no_grad()
-    def step(self, grads: list[torch.Tensor], lr: float) -> None:
-        if not self.momentum:
-            super().step(grads, lr)
-            return
+    def step(self, grads: list, lr: float) -> None:
         for i, (p, g, pen) in enumerate(zip(self.params, grads, self.penalised)):
+            decay = self.l2 if pen else 0.0
+            if not self.momentum:  # p -= lr * (g + l2 * p)
+                if isinstance(g, SparseProduct):
+                    if decay:
+                        p.mul_(1.0 - lr * decay)
+                    g.add_to(p, alpha=-lr)
+                    continue
+                if decay:
+                    g.add_(p, alpha=decay)
+                p.sub_(g, alpha=lr)
+                continue
             buf = self.state.get(f"momentum.{i}")
             if buf is None:
-                buf = self.state[f"momentum.{i}"] = g.clone()
+                buf = self.state[f"momentum.{i}"] = densify(g).clone()
+            elif isinstance(g, SparseProduct):
+                buf.mul_(self.momentum)
+                g.add_to(buf)  # only the batch's columns are touched
             else:
                 torch.add(g, buf, alpha=self.momentum, out=buf)
-            if self.l2 and pen:
-                buf.add_(p, alpha=self.l2)
+            if decay:
+                buf.add_(p, alpha=decay)
             p.sub_(buf, alpha=lr)
         self._prox(lr)
 
-    def _apply(self, grads, lr):
-        for p, g in zip(self.params, grads):
-            p.sub_(g, alpha=lr)
 
 
 class Adam(Updater):
