@@ -124,7 +124,7 @@ def test_svmlight_runs_export_with_their_scaling(run_cli, tmp_path, model):
     X, y = load_digits(return_X_y=True)
     dump_svmlight_file(sp.csr_matrix(X[:600]), y[:600], str(tmp_path / "d.svm"), zero_based=False)
     run = tmp_path / "run"
-    code, _, err = run_cli("train", "--data", tmp_path / "d.svm", "--out", run, *model)
+    code, _, err = run_cli("train", "--data", tmp_path / "d.svm", "--out", run, "--preprocess", "scale", *model)
     assert code == 0, err
     out = tmp_path / "m.onnx"
     code, stdout, err = run_cli("export", run, "--format", "onnx", "--out", out)

@@ -381,15 +381,21 @@ def svm_files(tmp_path):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_train_evaluate_predict_on_svmlight_files(run_cli, tmp_path, svm_files, stream):
+@pytest.mark.parametrize("preprocess", [None, "standardize"])
+def test_train_evaluate_predict_on_svmlight_files(run_cli, tmp_path, svm_files, stream, preprocess):
+    """Sparse rows are used as they are unless --preprocess asks for scaling (standardize: each
+    column divided by its spread, never centred)."""
     train_path, test_path = svm_files
     out = tmp_path / "run"
     args = ["train", "--data", train_path, "--test", test_path, "--out", out, "--epochs", "5"]
-    code, stdout, err = run_cli(*args, *(["--stream"] if stream else []))
+    code, stdout, err = run_cli(*args, *(["--stream"] if stream else []),
+                                *(["--preprocess", preprocess] if preprocess else []))
     assert code == 0, err
-    assert "features: scale" in stdout and "1 thread" in stdout
+    kind = "scale" if preprocess else "none"
+    assert f"features: {kind}" in stdout and "1 thread" in stdout
+    assert ("sparse rows: lr" in stdout) == (preprocess is None)
     config = json.loads((out / "config.json").read_text())
-    assert config["preprocess"] == "scale" and config["model"]["index_base"] == 1
+    assert config["preprocess"] == kind and config["model"]["index_base"] == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.9
     code, stdout, err = run_cli("evaluate", out)
@@ -433,3 +439,65 @@ def test_svmlight_user_errors_are_one_line(run_cli, tmp_path, svm_files):
     for args, words in cases:
         code, _, err = run_cli(*args)
         assert_user_error(code, err, *words)
+
+
+def _text_like(tmp_path, n=1200, f=3000, k=5, seed=0):
+    """Unit-length sparse rows of counts (as TF-IDF), in svmlight files; train and test paths."""
+    from sklearn.preprocessing import normalize
+
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    topic = rng.integers(0, f, (k, 40))  # each class's frequent words
+    rows = []
+    for label in y:
+        words = np.concatenate([rng.choice(topic[label], 8), rng.integers(0, f, 12)])
+        rows.append(np.bincount(words, minlength=f))
+    X = normalize(sp.csr_matrix(np.array(rows, dtype=np.float64)))
+    return _write(tmp_path / "t.svm", X[:1000], y[:1000]), _write(tmp_path / "t.t.svm", X[1000:], y[1000:])
+
+
+def test_svmlight_defaults_are_the_estimators_rules(run_cli, tmp_path):
+    """Left out on sparse rows, --lr, --l2 and --batch-size come from the data as the estimators
+    set them (alpha = 1/n is LogisticRegression(C=1)); given ones are kept; the scores agree."""
+    from softreg import SoftmaxRegressionClassifier
+
+    train_path, test_path = _text_like(tmp_path)
+    out = tmp_path / "run"
+    code, stdout, err = run_cli("train", "--data", train_path, "--test", test_path, "--out", out)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())["train"]
+    X, y = load_svmlight_file(str(train_path), zero_based=False, n_features=3000)
+    clf = SoftmaxRegressionClassifier(alpha=1 / 1000, optimizer="sgd", average=0.75, random_state=0)
+    clf.fit(X.astype(np.float32), y)
+    assert config["optim"]["l2"] == pytest.approx(1 / 1000)
+    assert config["optim"]["batch_size"] == clf.batch_size_
+    assert config["optim"]["lr"] == pytest.approx(clf.learning_rate_, rel=0.05)  # the probe's own rows
+    assert f"sparse rows: lr {config['optim']['lr']:.3g} from the rows' scale, L2 1/n = 0.001" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    Xt, yt = load_svmlight_file(str(test_path), zero_based=False, n_features=3000)
+    assert metrics["test_accuracy"] >= clf.score(Xt.astype(np.float32), yt) - 0.02 and metrics["test_accuracy"] > 0.8
+    chosen = tmp_path / "chosen"
+    code, stdout, err = run_cli("train", "--data", train_path, "--out", chosen, "--lr", "0.5", "--l2", "0.01",
+                                "--batch-size", "64", "--epochs", "2")
+    assert code == 0, err
+    optim = json.loads((chosen / "config.json").read_text())["train"]["optim"]
+    assert (optim["lr"], optim["l2"], optim["batch_size"]) == (0.5, 0.01, 64) and "sparse rows:" not in stdout
+
+
+def test_sparse_defaults_apply_to_the_default_linear_recipe_only():
+    from softreg.training import make_config
+    from softreg.training.sparse_defaults import sparse_settings
+
+    X = _matrix(n=300, f=50, dtype=np.float32)
+    data = load_dataset.__globals__["Dataset"]("s", load_dataset.__globals__["Split"](S.from_scipy(X), torch.arange(300) % 3),
+                                               None, ["a", "b", "c"], index_base=0)
+    auto = make_config(preprocess="auto")
+    settings = sparse_settings(data, auto, frozenset())
+    assert set(settings) == {"lr", "l2", "batch_size"} and settings["l2"] == pytest.approx(1 / 300)
+    assert set(sparse_settings(data, auto, frozenset({"lr", "batch_size"}))) == {"l2"}
+    for other in (make_config(preprocess="standardize"), make_config(model="mlp", preprocess="auto"),
+                  make_config("lesson", preprocess="auto"), make_config(optimizer="adam", preprocess="auto")):
+        assert sparse_settings(data, other, frozenset()) == {}
+    dense = load_dataset.__globals__["Dataset"]("d", load_dataset.__globals__["Split"](torch.ones(10, 3), torch.arange(10) % 2),
+                                                None, ["a", "b"])
+    assert sparse_settings(dense, auto, frozenset()) == {}

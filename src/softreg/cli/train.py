@@ -56,7 +56,7 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (Python, NumPy, torch)"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N"),
     recipe: Optional[str] = typer.Option(None, "--recipe", metavar=metavar("recipe"), help="named defaults (default: default; default-mlp for --model mlp; lesson-table for toy, toy-binary, xor)"),
-    preprocess: Optional[str] = typer.Option(None, "--preprocess", metavar=metavar("preprocess"), help="feature scaling (default: standardize; pixels with --recipe lesson)"),
+    preprocess: Optional[str] = typer.Option(None, "--preprocess", metavar=metavar("preprocess"), help="feature scaling (default: standardize; pixels with --recipe lesson; none for svmlight files; scale: each column divided by its spread, not centred)"),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="print the cost every N epochs"),
     label: Optional[str] = typer.Option(None, "--label", help="label column of a table (default: label, target, class, y, else the last)"),
     test: Optional[str] = typer.Option(None, "--test", help="a separate test set: a table, a folder of shards or of IDX files"),
@@ -109,6 +109,8 @@ def train(
     l2_value = _parse_l2(l2)
     limits.check_settings(dict(seed=seed, lr=lr, l2=None if l2_value == "auto" else l2_value, l1=l1, momentum=momentum, epochs=epochs,
                                batch_size=batch_size, threads=threads, patience=patience, log_every=log_every))
+    if preprocess is None and _svmlight(data):
+        preprocess = "auto"  # sparse rows as they are (softreg.training.sparse_defaults)
     config = make_config(
         recipe, data_name=data, model=model, hidden=_parse_hidden(hidden), activation=activation,
         epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum, l2=l2_value,
@@ -123,8 +125,16 @@ def train(
                     header=header, sep=sep)
     if out is None:
         out = default_out(data, config.model.kind)
-    run_training(args, config, runtime, out, echo=echo, note=note, progress=progress)
+    given = frozenset(name for name, value in dict(lr=lr, l2=l2_value, batch_size=batch_size).items()
+                      if value is not None)
+    run_training(args, config, runtime, out, echo=echo, note=note, progress=progress, given=given)
     _finish(out)
+
+
+def _svmlight(spec: str) -> bool:
+    from softreg.data.svmlight import is_svmlight
+
+    return is_svmlight(spec)
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ from softreg.errors import UserInputError
 MODELS = ("softmax", "logistic", "mlp")
 ACTIVATIONS = ("sigmoid", "tanh", "relu")
 INITS = ("default", "zeros")
-PREPROCESS = ("auto", "none", "pixels", "standardize")
+PREPROCESS = ("auto", "none", "pixels", "standardize", "scale")
 IMPUTE = ("none", "mean", "median", "zero")
 OPTIMIZERS = ("sgd", "adam", "lbfgs")
 SCHEDULES = ("constant", "cosine")
@@ -64,7 +64,7 @@ class StopSpec:
 class DataSpec:
     """How features are prepared; fitted on the training split and stored with the model."""
 
-    preprocess: str = "standardize"  # auto (pixels for images) | none | pixels | standardize
+    preprocess: str = "standardize"  # auto (pixels for images) | none | pixels | standardize | scale
     impute: str = "none"  # missing table values: none (an error) | mean | median | zero
 
 

@@ -61,8 +61,12 @@ def check_threads(threads: int, echo: Echo) -> None:
 
 
 def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Path, *, echo: Echo,
-                 note: Echo, progress: bool = False, resume: tuple[dict, dict] | None = None, comm=None) -> Path:
+                 note: Echo, progress: bool = False, resume: tuple[dict, dict] | None = None, comm=None,
+                 given: frozenset[str] | None = None) -> Path:
     """Train and save a run folder at ``out``; returns it.
+
+    given : the settings the user gave (names as in ``make_config``); those left out may be set
+        from the data (sparse rows: softreg.training.sparse_defaults). None: ``config`` is final.
 
     Under torchrun every process runs this; rank 0 alone prints, checkpoints and writes ``out``.
     """
@@ -72,7 +76,8 @@ def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Pat
     if comm is None:
         comm, _ = setup(runtime.device)
     try:
-        return _run(args, config, runtime, out, comm, echo=echo, note=note, progress=progress, resume=resume)
+        return _run(args, config, runtime, out, comm, echo=echo, note=note, progress=progress, resume=resume,
+                    given=given)
     finally:
         if comm.world > 1:
             comm.close()
@@ -82,7 +87,7 @@ def _quiet(text: str = "") -> None:
     """What processes other than rank 0 print: nothing."""
 
 
-def _run(args, config, runtime, out, comm, *, echo, note, progress, resume) -> Path:
+def _run(args, config, runtime, out, comm, *, echo, note, progress, resume, given=None) -> Path:
     from softreg import io, limits
     from softreg.runs import check_writable
 
@@ -108,10 +113,10 @@ def _run(args, config, runtime, out, comm, *, echo, note, progress, resume) -> P
         if comm.world > 1:
             comm.check(error)
         return _train_and_save(args, config, runtime, out, comm, dataset, echo=echo, note=note,
-                               progress=progress, resume=resume)
+                               progress=progress, resume=resume, given=given)
 
 
-def _train_and_save(args, config, runtime, out, comm, dataset, *, echo, note, progress, resume) -> Path:
+def _train_and_save(args, config, runtime, out, comm, dataset, *, echo, note, progress, resume, given=None) -> Path:
     from softreg.runs import save_result
     from softreg.training.callbacks import Checkpointer, EpochLog, ProgressBar
     from softreg.training.plan import describe, make_plan
@@ -123,6 +128,12 @@ def _train_and_save(args, config, runtime, out, comm, dataset, *, echo, note, pr
     n_test = len(dataset.test) if dataset.test is not None else 0
     echo(f"data: {dataset.name} ({dataset.source}): {len(dataset.train)} train, {n_test} test, "
          f"{dataset.n_features} features, {dataset.n_classes} classes")
+    if given is not None:
+        from softreg.training.sparse_defaults import describe_settings, with_sparse_settings
+
+        config, chosen = with_sparse_settings(dataset, config, given, comm)
+        if chosen:
+            echo(describe_settings(chosen))
     n_fit = len(dataset.train) - (round(len(dataset.train) * config.stop.validation_fraction)
                                   if config.stop.validation_fraction else 0)
     device = comm.device if comm.world > 1 else resolve_device(runtime.device)

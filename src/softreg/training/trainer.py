@@ -40,11 +40,15 @@ class TrainResult:
 
 
 def preprocess_kind(data: Dataset, config: TrainConfig) -> str:
-    """The preprocessing a run uses: ``auto`` is pixels for images, none for the lessons' tables,
-    standardize otherwise; sparse (svmlight) data is never centred: standardize means scale."""
+    """The preprocessing a run uses: ``auto`` is pixels for images, none for the lessons' tables
+    and for sparse rows (TF-IDF and hashed text come normalised; dividing columns by their spread
+    blows rare features up), standardize otherwise; sparse rows are never centred: standardize
+    means scale (each column divided by its spread)."""
     kind = config.data.preprocess
-    if getattr(data, "index_base", None) is not None and kind in ("auto", "standardize"):
-        return "scale"
+    if getattr(data, "index_base", None) is not None:
+        if kind == "auto":
+            return getattr(data, "preprocess", None).kind if getattr(data, "preprocess", None) is not None else "none"
+        return "scale" if kind in ("standardize", "scale") else kind
     if kind != "auto":
         return kind
     if getattr(data, "preprocess", None) is not None:
