@@ -206,3 +206,26 @@ def test_a_process_of_a_distributed_job_skips_interpreter_teardown(world_size, t
     assert done.returncode == 0, done.stderr
     assert "digits" in done.stdout  # the command's own output was flushed before leaving
     assert ("teardown ran" in done.stdout) is teardown
+
+
+def test_svmlight_settings_from_the_data_are_rank_0s(tmp_path):
+    """The settings taken from sparse rows (step, L2 1/n, batch) are rank 0's on every process,
+    and equal the one-process run's."""
+    import numpy as np
+    import scipy.sparse as sp
+    from sklearn.datasets import dump_svmlight_file
+    from sklearn.preprocessing import normalize
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 1500)
+    X = sp.random(1500, 400, density=0.03, format="csr", random_state=1)
+    X = normalize(X + sp.csr_matrix((np.ones(1500), (np.arange(1500), y * 7)), shape=(1500, 400)))
+    dump_svmlight_file(X[:1200], y[:1200], str(tmp_path / "a.svm"), zero_based=False)
+    dump_svmlight_file(X[1200:], y[1200:], str(tmp_path / "a.t.svm"), zero_based=False)
+    args = ["--data", tmp_path / "a.svm", "--test", tmp_path / "a.t.svm", "--epochs", "5"]
+    one_dir, two_dir = _train(tmp_path, "one", *args), _train(tmp_path, "two", *args, nproc=2)
+    one, two = _metrics(one_dir), _metrics(two_dir)
+    assert two["world_size"] == 2 and abs(two["test_accuracy"] - one["test_accuracy"]) <= 0.02
+    optim = [json.loads((d / "config.json").read_text())["train"]["optim"] for d in (one_dir, two_dir)]
+    assert optim[1]["l2"] == pytest.approx(1 / 1200) and optim[1]["batch_size"] == optim[0]["batch_size"]
+    assert optim[1]["lr"] == optim[0]["lr"]
