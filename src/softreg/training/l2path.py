@@ -181,6 +181,8 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
         stage_epochs = max(1, math.ceil(full.epochs * STAGE_SHARE))
     device = resolve_device(runtime.device)
     w = None if sample_weight is None else sample_weight.to(torch.float64)
+    val_X, val_y = take_rows(data.train.X, val_rows), data.train.y[val_rows]  # gathered once for every penalty
+    val_w = None if w is None else w[val_rows]
     points: list[PathPoint] = []
     right: list[torch.Tensor] = []  # per point: which validation rows its model classifies correctly
     model: Classifier | None = None
@@ -194,8 +196,7 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
                                 None if w is None else w[fit_rows].to(model.dtype), device=device)
         fit(state, source)
         with cpu_threads(state.plan.threads, device):
-            loss, accuracy, correct = _scores(model, take_rows(data.train.X, val_rows), data.train.y[val_rows],
-                                              None if w is None else w[val_rows], device)
+            loss, accuracy, correct = _scores(model, val_X, val_y, val_w, device)
         points.append(PathPoint(l2, loss, accuracy, len(state.history), time.perf_counter() - started))
         right.append(correct)
         if not math.isfinite(loss):
@@ -207,7 +208,7 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
             if stale >= PATIENCE:
                 break
         best_loss, best_accuracy = min(best_loss, loss), max(best_accuracy, accuracy)
-    index, chosen_by, z = select_penalty(points, right, None if w is None else w[val_rows])
+    index, chosen_by, z = select_penalty(points, right, val_w)
     chosen = points[index]
     return L2Choice(l2=chosen.l2 * len(fit_rows) / n, path_l2=chosen.l2, chosen_by=chosen_by, accuracy_z=z,
                     points=points, n_fit=len(fit_rows), n_val=len(val_rows), seconds=time.perf_counter() - tic,
