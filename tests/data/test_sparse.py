@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from conftest import assert_user_error
 from softreg.data import load_dataset
+from softreg.data.base import Dataset, Split
 from softreg.data import sparse as S
 from softreg.data import sparse_stream
 from softreg.data.shuffle import SparseShuffleBuffer
@@ -489,8 +490,7 @@ def test_sparse_defaults_apply_to_the_default_linear_recipe_only():
     from softreg.training.sparse_defaults import sparse_settings
 
     X = _matrix(n=300, f=50, dtype=np.float32)
-    data = load_dataset.__globals__["Dataset"]("s", load_dataset.__globals__["Split"](S.from_scipy(X), torch.arange(300) % 3),
-                                               None, ["a", "b", "c"], index_base=0)
+    data = Dataset("s", Split(S.from_scipy(X), torch.arange(300) % 3), None, ["a", "b", "c"], index_base=0)
     auto = make_config(preprocess="auto")
     settings = sparse_settings(data, auto, frozenset())
     assert set(settings) == {"lr", "l2", "batch_size"} and settings["l2"] == pytest.approx(1 / 300)
@@ -498,6 +498,9 @@ def test_sparse_defaults_apply_to_the_default_linear_recipe_only():
     for other in (make_config(preprocess="standardize"), make_config(model="mlp", preprocess="auto"),
                   make_config("lesson", preprocess="auto"), make_config(optimizer="adam", preprocess="auto")):
         assert sparse_settings(data, other, frozenset()) == {}
-    dense = load_dataset.__globals__["Dataset"]("d", load_dataset.__globals__["Split"](torch.ones(10, 3), torch.arange(10) % 2),
-                                                None, ["a", "b"])
+    dense = Dataset("d", Split(torch.ones(10, 3), torch.arange(10) % 2), None, ["a", "b"])
     assert sparse_settings(dense, auto, frozenset()) == {}
+
+
+def test_sparse_rows_are_scaled_only_when_asked():
+    assert [S.sparse_preprocess(k) for k in ("auto", "none", "standardize", "scale")] == ["none", "none", "scale", "scale"]

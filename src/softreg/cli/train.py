@@ -109,7 +109,9 @@ def train(
     l2_value = _parse_l2(l2)
     limits.check_settings(dict(seed=seed, lr=lr, l2=None if l2_value == "auto" else l2_value, l1=l1, momentum=momentum, epochs=epochs,
                                batch_size=batch_size, threads=threads, patience=patience, log_every=log_every))
-    if preprocess is None and _svmlight(data):
+    from softreg.data.svmlight import is_svmlight
+
+    if preprocess is None and is_svmlight(data):
         preprocess = "auto"  # sparse rows as they are (softreg.training.sparse_defaults)
     config = make_config(
         recipe, data_name=data, model=model, hidden=_parse_hidden(hidden), activation=activation,
@@ -129,12 +131,6 @@ def train(
                       if value is not None)
     run_training(args, config, runtime, out, echo=echo, note=note, progress=progress, given=given)
     _finish(out)
-
-
-def _svmlight(spec: str) -> bool:
-    from softreg.data.svmlight import is_svmlight
-
-    return is_svmlight(spec)
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

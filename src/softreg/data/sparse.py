@@ -137,6 +137,16 @@ def cat_rows(blocks: list[torch.Tensor]) -> torch.Tensor:
     return csr(torch.cat(crows), torch.cat(cols), torch.cat(vals), (n, blocks[0].shape[1]))
 
 
+def sparse_preprocess(requested: str) -> str:
+    """The preprocessing sparse rows get for ``--preprocess requested``: as they are for auto (TF-IDF
+    and hashed text come normalised; dividing columns by their spread blows rare features up),
+    scale (each column divided by its spread, never centred: centring would fill every zero) for
+    standardize or scale, else what was asked."""
+    if requested == "auto":
+        return "none"
+    return "scale" if requested in ("standardize", "scale") else requested
+
+
 def with_values(X: torch.Tensor, val: torch.Tensor) -> torch.Tensor:
     """The same sparsity pattern with other values."""
     crow, col, _ = parts(X)

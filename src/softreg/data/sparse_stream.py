@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softreg.data.sparse import from_scipy
+from softreg.data.sparse import from_scipy, sparse_preprocess
 from softreg.data.svmlight import class_name, line_problem, rebase
 from softreg.errors import UserInputError
 
@@ -159,7 +159,7 @@ def open_svmlight_stream(path: str | Path, *, preprocess: str, test: str | Path 
     held = np.zeros(train_file.n_rows, dtype=bool)
     if test is None:
         held[stratified_split(codes.numpy(), test_fraction, seed)[1]] = True
-    kind = "scale" if preprocess in ("standardize", "scale") else "none" if preprocess == "auto" else preprocess
+    kind = sparse_preprocess(preprocess)
     if kind not in ("none", "scale"):
         raise UserInputError(f"--preprocess {preprocess} needs image data; use standardize (which scales sparse "
                              "features without centring them) or none for svmlight files.")

@@ -186,14 +186,16 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
     points: list[PathPoint] = []
     right: list[torch.Tensor] = []  # per point: which validation rows its model classifies correctly
     model: Classifier | None = None
+    source: InMemorySource | None = None
     best_loss, best_accuracy, stale = math.inf, -math.inf, 0
     for l2 in grid:
         started = time.perf_counter()
         stage = with_settings(base, l2=l2, epochs=stage_epochs, lr=stage_rate(base, l2))
         state = new_state(fitting, stage, runtime, has_validation=False, device=device, model=model)
         model = state.model
-        source = InMemorySource(fitting.train.X, fitting.train.y,
-                                None if w is None else w[fit_rows].to(model.dtype), device=device)
+        if source is None:  # the same rows for every penalty
+            source = InMemorySource(fitting.train.X, fitting.train.y,
+                                    None if w is None else w[fit_rows].to(model.dtype), device=device)
         fit(state, source)
         with cpu_threads(state.plan.threads, device):
             loss, accuracy, correct = _scores(model, val_X, val_y, val_w, device)

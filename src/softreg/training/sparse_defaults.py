@@ -21,19 +21,20 @@ NAMES = ("lr", "l2", "batch_size")  # the settings chosen here when the user lea
 
 
 def applies(dataset, config: TrainConfig) -> bool:
-    """Sparse rows, a linear model, the default recipe's SGD."""
-    return (getattr(dataset, "index_base", None) is not None and config.model.kind != "mlp"
-            and config.recipe == "default" and config.optim.optimizer == "sgd")
+    """Sparse rows used as they are, a linear model, the default recipe's SGD."""
+    return (getattr(dataset, "index_base", None) is not None and config.data.preprocess in ("auto", "none")
+            and config.model.kind != "mlp" and config.recipe == "default" and config.optim.optimizer == "sgd")
 
 
 def sparse_settings(dataset, config: TrainConfig, given: set[str] | frozenset[str]) -> dict:
     """{setting: value} for the names in NAMES that ``given`` lacks (empty when nothing applies)."""
-    if not applies(dataset, config) or config.data.preprocess not in ("auto", "none"):
+    if not applies(dataset, config):
         return {}
     from softreg import _auto
     from softreg.training.plan import auto_batch_size
 
-    sample, n, n_features = _sample(dataset)
+    sample = _sample(dataset)
+    n = len(dataset.train)
     settings: dict = {}
     l2 = config.optim.l2
     if "l2" not in given:
@@ -41,7 +42,7 @@ def sparse_settings(dataset, config: TrainConfig, given: set[str] | frozenset[st
     batch = config.optim.batch_size
     if "batch_size" not in given:
         nnz = sample.nnz * n / max(sample.shape[0], 1)
-        batch = settings["batch_size"] = max(auto_batch_size(n), _auto.sparse_batch(n, n_features, int(nnz)))
+        batch = settings["batch_size"] = max(auto_batch_size(n), _auto.sparse_batch(n, dataset.n_features, int(nnz)))
     if "lr" not in given:  # with --l2 auto: the step for weak penalties (each path stage shortens it for its own)
         head = 4.0 if dataset.n_classes == 2 else float(dataset.n_classes)
         settings["lr"] = _auto.sgd_learning_rate(sample, head, batch or n, sparse=True,
@@ -59,16 +60,15 @@ def with_sparse_settings(dataset, config: TrainConfig, given, comm=None) -> tupl
 
 
 def _sample(dataset):
-    """(SciPy CSR rows to estimate the data's scale from, training rows, features)."""
+    """SciPy CSR rows to estimate the data's scale from: every training row in memory (curvature()
+    draws its own sample), or a streamed split's first rows."""
     from softreg import _auto
     from softreg.data.sparse import to_scipy
 
     train = dataset.train
-    if hasattr(train, "X"):  # in memory: curvature() draws its own sample
-        return to_scipy(train.X), len(train), dataset.n_features
-    for batch in train.chunks(_auto.PROBE_ROWS):  # streamed: the first rows
-        return to_scipy(batch.X), len(train), dataset.n_features
-    raise ValueError("no training rows")
+    if hasattr(train, "X"):
+        return to_scipy(train.X)
+    return to_scipy(next(iter(train.chunks(_auto.PROBE_ROWS))).X)
 
 
 def describe_settings(settings: dict) -> str:

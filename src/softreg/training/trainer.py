@@ -16,7 +16,7 @@ import torch
 
 from softreg.data.base import Dataset, Split
 from softreg.data.sources import InMemorySource, share
-from softreg.data.sparse import row_range, take_rows
+from softreg.data.sparse import row_range, sparse_preprocess, take_rows
 from softreg.errors import UserInputError
 from softreg.models import MLP, Classifier, ModelConfig, Preprocess, build_model
 from softreg.preprocess import chunks_of
@@ -40,15 +40,11 @@ class TrainResult:
 
 
 def preprocess_kind(data: Dataset, config: TrainConfig) -> str:
-    """The preprocessing a run uses: ``auto`` is pixels for images, none for the lessons' tables
-    and for sparse rows (TF-IDF and hashed text come normalised; dividing columns by their spread
-    blows rare features up), standardize otherwise; sparse rows are never centred: standardize
-    means scale (each column divided by its spread)."""
+    """The preprocessing a run uses: ``auto`` is pixels for images, none for the lessons' tables,
+    standardize otherwise; sparse rows follow ``softreg.data.sparse.sparse_preprocess``."""
     kind = config.data.preprocess
     if getattr(data, "index_base", None) is not None:
-        if kind == "auto":
-            return getattr(data, "preprocess", None).kind if getattr(data, "preprocess", None) is not None else "none"
-        return "scale" if kind in ("standardize", "scale") else kind
+        return sparse_preprocess(kind)
     if kind != "auto":
         return kind
     if getattr(data, "preprocess", None) is not None:
