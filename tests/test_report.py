@@ -166,3 +166,11 @@ def test_report_states_the_plan_the_training_followed(tmp_path):
     assert "batch 32" in plan
     page = (run / "report" / "index.html").read_text()
     assert f"<td>{html.escape(plan.removeprefix('plan: '))}</td>" in page
+
+
+def test_report_names_the_data_and_where_it_came_from(tmp_path):
+    run = tmp_path / "run"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert call_main(["train", "--data", "digits", "--device", "cpu", "--epochs", "1", "--out", run]) == 0
+        assert call_main(["report", run, "--device", "cpu"]) == 0
+    assert "<td>digits: scikit-learn (bundled)</td>" in (run / "report" / "index.html").read_text()

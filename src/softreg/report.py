@@ -188,7 +188,7 @@ def render_html(run: LoadedRun, report: Report) -> str:
     """The report page: run settings, metrics, per-class table and every picture as a data URI."""
     m, cfg, data = report.metrics, run.config, run.data
     settings = [
-        ["data", f"{data.get('name')} ({data.get('source') or data.get('spec')})"],
+        ["data", f"{data.get('name')}: {data.get('source') or data.get('spec')}"],
         ["model", run.model_config.kind + (f" hidden {run.model_config.hidden}" if run.model_config.kind == "mlp"
                                            else "")],
         ["preprocessing", run.model.preprocess.kind],
