@@ -91,9 +91,9 @@ def materialise(name: str, work: Path) -> tuple[str, str | None]:
 
 def arrays(spec: str, test: str | None):
     """What softreg trains on, as float64 arrays standardised as softreg does: (X, y, X_test, y_test)."""
-    from softreg.preprocess import Preprocess
+    from softreg.models.preprocess import Preprocess
     from softreg.training import make_config
-    from softreg.training.job import DataArgs, load_data
+    from softreg.jobs.train import DataArgs, load_data
 
     data = load_data(DataArgs(spec=spec, test=test), make_config())
     keep = data.schema.unscaled() if data.schema is not None else None

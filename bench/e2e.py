@@ -38,7 +38,7 @@ def data_files(data: str) -> str:
     """What the plain scripts read: the IDX folder of a named dataset (or the folder given), or ``digits``."""
     if data == "digits":
         return "digits"
-    from softreg.data.catalog import idx_location
+    from softreg.data.idx.catalog import idx_location
 
     folder, _, _ = idx_location(data, download=False)
     return str(folder)

@@ -99,7 +99,7 @@ def load(host: str, port: int, path: str, body: bytes, clients: int, requests: i
 
 
 def bodies(run: Path) -> tuple[str, dict[int, bytes]]:
-    from softreg.predict import Predictor
+    from softreg.inference.predictor import Predictor
 
     predictor = Predictor.from_run(run)
     split = predictor.test_split()

@@ -48,15 +48,15 @@ import softreg.cli
 marks["import the command line"] = time.perf_counter() - T0
 tic = time.perf_counter(); import torch; marks["import torch"] = time.perf_counter() - tic
 tic = time.perf_counter()
-import softreg.training.job, softreg.training.trainer, softreg.training.l2path, softreg.runs
+import softreg.jobs.train, softreg.training.trainer, softreg.training.l2path, softreg.runs.folder
 marks["import softreg's training modules"] = time.perf_counter() - tic
-timed("softreg.training.job", "load_data", "load the data")
+timed("softreg.jobs.train", "load_data", "load the data")
 timed("softreg.training.trainer", "new_state", "fit the preprocessing, build the model")
 timed("softreg.training.trainer", "resolve_l2", "--l2 auto path")
 timed("softreg.training.trainer", "fit", "training loop")
 timed("softreg.training.trainer", "final_metrics", "final scoring (train and test)")
-timed("softreg.runs", "save_result", "write the run folder")
-timed("softreg.training.job", "run_training", "run_training (all of the above from loading)")
+timed("softreg.runs.folder", "save_result", "write the run folder")
+timed("softreg.jobs.train", "run_training", "run_training (all of the above from loading)")
 
 def report():
     marks["until exit"] = time.perf_counter() - T0

@@ -29,7 +29,7 @@ SOFTREG = str(Path(PY).with_name("softreg"))
 LOAD = """
 import json, resource, sys, time
 import torch
-from softreg.data import catalog
+from softreg.data.idx import catalog
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 if sys.argv[1] == "direct":  # the IDX files parsed as before the cache: no copy written or read
@@ -138,7 +138,7 @@ def startup_rows(args, rows: list) -> None:
         ("`softreg --version`", [SOFTREG, "--version"]),
         ("`python -c 'import softreg'`", [PY, "-c", "import softreg"]),
         ("eager import of the public API (what `import softreg` did before)",
-         [PY, "-c", "import softreg.estimators, softreg.runs, softreg.data"]),
+         [PY, "-c", "import softreg.estimators.classifiers, softreg.runs.folder, softreg.data"]),
     ]:
         times = [wall(cmd) for _ in range(n)]
         rows.append((label, f"{med(times):.3f} s", f"min {min(times):.3f}, max {max(times):.3f}"))

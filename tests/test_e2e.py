@@ -41,8 +41,8 @@ def test_lesson_recipe_on_fashion_mnist(tmp_path):
 
     # a PNG drawn from a test image is classified as the tensor itself is
     from softreg.data import load_dataset
-    from softreg.images import write_image
-    from softreg.runs import load_run
+    from softreg.inference.images import write_image
+    from softreg.runs.folder import load_run
 
     data = load_dataset(str(FASHION))
     run = load_run(out)

@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_no_run_left, assert_user_error, run_subprocess, write_idx_folder
-from softreg import io, limits
-from softreg.data.idx import read_idx, write_idx
+from helpers import assert_no_run_left, assert_user_error, run_subprocess, write_idx_folder
+from softreg.system import io, limits, locks
+from softreg.data.idx.files import read_idx, write_idx
 from softreg.errors import UserInputError
 
 LONG = "a" * 256  # one byte over the limit of a file name
@@ -234,7 +234,7 @@ def test_parquet_dates_beyond_pythons_range_are_numbers(run_cli, tmp_path):
                              "label": ["a", "b"] * 3}), path)
     code, _, err = _train(run_cli, "--data", path, "--epochs", "2", "--out", tmp_path / "run")
     assert code == 0, err
-    from softreg.runs import load_run
+    from softreg.runs.folder import load_run
 
     assert load_run(tmp_path / "run").model.schema.columns[0].type.startswith("timestamp")
 
@@ -253,7 +253,7 @@ def _run_with_images(run_cli, tmp_path):
 def test_an_eps_file_named_png_never_reaches_the_eps_decoder(tmp_path, monkeypatch):
     from PIL import EpsImagePlugin
 
-    from softreg.images import read_image
+    from softreg.inference.images import read_image
 
     reached = []
     monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "load", lambda self, *a, **k: reached.append(1))
@@ -267,7 +267,7 @@ def test_an_eps_file_named_png_never_reaches_the_eps_decoder(tmp_path, monkeypat
 def test_pillow_warnings_do_not_leak(tmp_path, monkeypatch):
     from PIL import Image
 
-    from softreg.images import read_image
+    from softreg.inference.images import read_image
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 40x40 = 1600 pixels: over the warning limit
     path = tmp_path / "big.png"
@@ -311,7 +311,7 @@ def test_a_second_training_into_the_same_out_fails_fast(run_cli, tmp_path):
                              text=True)
     try:
         deadline = time.monotonic() + 60
-        while not io.lock_file(out).exists():
+        while not locks.lock_file(out).exists():
             assert time.monotonic() < deadline and first.poll() is None
             time.sleep(0.05)
         time.sleep(0.2)
@@ -356,7 +356,7 @@ def test_a_signal_during_the_save_keeps_the_old_run_and_leaves_nothing(run_cli, 
                                                                        signal_exc, status, line):
     import safetensors.torch
 
-    from softreg import signals
+    from softreg.system import signals
 
     out = tmp_path / "run"
     assert _train(run_cli, "--data", "toy", "--epochs", "3", "--out", out)[0] == 0
@@ -429,8 +429,8 @@ def test_a_signal_during_an_import_exits_at_once_without_raising(tmp_path):
     (tmp_path / "slow_module.py").write_text(
         "import os, signal, time\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(5)\n")
     out = tmp_path / "out" / "run"
-    script = ("import sys\nfrom softreg import io, signals\nsignals.install()\n"
-              f"with io.lock({str(out)!r}):\n"
+    script = ("import sys\nfrom softreg.system import locks, signals\nsignals.install()\n"
+              f"with locks.lock({str(out)!r}):\n"
               "    try:\n        import slow_module\n    except KeyboardInterrupt:\n"
               "        print('raised')\n        sys.exit(5)\n")
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60,

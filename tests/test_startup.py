@@ -23,10 +23,10 @@ PUBLIC = {
     "LogisticRegression": "softreg.models", "SoftmaxRegression": "softreg.models",
     "TrainConfig": "softreg.training.config", "make_config": "softreg.training.config",
     "load_dataset": "softreg.data",
-    "load_run": "softreg.runs", "save_result": "softreg.runs", "save_run": "softreg.runs",
+    "load_run": "softreg.runs.folder", "save_result": "softreg.runs.folder", "save_run": "softreg.runs.folder",
     "train": "softreg.training",
-    "SoftmaxRegressionClassifier": "softreg.estimators", "LogisticRegressionClassifier": "softreg.estimators",
-    "MLPClassifier": "softreg.estimators",
+    "SoftmaxRegressionClassifier": "softreg.estimators.classifiers", "LogisticRegressionClassifier": "softreg.estimators.classifiers",
+    "MLPClassifier": "softreg.estimators.classifiers",
 }
 
 PROBE = """
@@ -87,8 +87,8 @@ def test_all_and_dir_list_exactly_the_public_names():
 def test_unknown_names_and_submodules():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         softreg.nope  # noqa: B018
-    from softreg import plots  # a submodule, not a lazy attribute
+    from softreg.report import plots
 
-    assert plots.__name__ == "softreg.plots"
+    assert plots.__name__ == "softreg.report.plots"
     training = importlib.import_module("softreg.training")
     assert softreg.train is training.train  # the function; its package is softreg.training

@@ -22,13 +22,13 @@ _LAZY: dict[str, str] = {
     "TrainConfig": "softreg.training.config",
     "make_config": "softreg.training.config",
     "load_dataset": "softreg.data",
-    "load_run": "softreg.runs",
-    "save_result": "softreg.runs",
-    "save_run": "softreg.runs",
+    "load_run": "softreg.runs.folder",
+    "save_result": "softreg.runs.folder",
+    "save_run": "softreg.runs.folder",
     "train": "softreg.training",
-    "SoftmaxRegressionClassifier": "softreg.estimators",
-    "LogisticRegressionClassifier": "softreg.estimators",
-    "MLPClassifier": "softreg.estimators",
+    "SoftmaxRegressionClassifier": "softreg.estimators.classifiers",
+    "LogisticRegressionClassifier": "softreg.estimators.classifiers",
+    "MLPClassifier": "softreg.estimators.classifiers",
 }
 
 
@@ -61,9 +61,9 @@ if TYPE_CHECKING:  # static checkers and IDEs see the real names
     from softreg.data import load_dataset
     from softreg.data.base import Dataset, Split
     from softreg.errors import SoftregError, UserInputError
-    from softreg.estimators import LogisticRegressionClassifier, MLPClassifier, SoftmaxRegressionClassifier
+    from softreg.estimators.classifiers import LogisticRegressionClassifier, MLPClassifier, SoftmaxRegressionClassifier
     from softreg.models import MLP, Classifier, LogisticRegression, SoftmaxRegression
-    from softreg.runs import load_run, save_result, save_run
+    from softreg.runs.folder import load_run, save_result, save_run
     from softreg.training import train
 
     __version__: str

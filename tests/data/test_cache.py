@@ -1,4 +1,4 @@
-"""The memory-mapped copy of named datasets (softreg.data.cache): built once, reused, rebuilt when stale."""
+"""The memory-mapped copy of named datasets (softreg.data.idx.cache): built once, reused, rebuilt when stale."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from softreg.data import cache, catalog
-from softreg.data.idx import read_idx, write_idx
+from softreg.data.idx import cache
+from softreg.data.idx import catalog
+from softreg.data.idx.files import read_idx, write_idx
 from softreg.errors import UserInputError
-from tests.conftest import write_idx_folder
+from helpers import write_idx_folder
 
 ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 

@@ -1,4 +1,4 @@
-"""Tests for softreg.data.catalog: cache folders, local IDX folders and downloads.
+"""Tests for softreg.data.idx.catalog: cache folders, local IDX folders and downloads.
 
 Downloads go to a throwaway HTTP server on 127.0.0.1; the registry's mirrors and
 MD5s are monkeypatched to point at it, so nothing here needs the network.
@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from softreg.data import catalog
-from softreg.data.catalog import (
+from softreg.data.idx import catalog
+from softreg.data.idx.catalog import (
     DATASETS,
     cache_dir,
     dataset_status,
     find_idx_files,
     load_idx_dataset,
 )
-from softreg.data.idx import read_idx, write_idx
+from softreg.data.idx.files import read_idx, write_idx
 from softreg.errors import UserInputError
 
 STANDARD = list(catalog.IDX_FILES.values())  # the four standard .gz names

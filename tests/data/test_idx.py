@@ -1,4 +1,4 @@
-"""Tests for softreg.data.idx: IDX round trips and every user-facing error."""
+"""Tests for softreg.data.idx.files: IDX round trips and every user-facing error."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from softreg.data import idx as idx_mod
-from softreg.data.idx import read_idx, write_idx
+from softreg.data.idx import files as idx_mod
+from softreg.data.idx.files import read_idx, write_idx
 from softreg.errors import UserInputError
 
 DTYPES = [torch.uint8, torch.int8, torch.int16, torch.int32, torch.float32, torch.float64]

@@ -14,17 +14,17 @@ import torch
 from sklearn.datasets import dump_svmlight_file, load_svmlight_file
 from sklearn.preprocessing import StandardScaler
 
-from conftest import assert_user_error
+from helpers import assert_user_error
 from softreg.data import load_dataset
 from softreg.data.base import Dataset, Split
-from softreg.data import sparse as S
-from softreg.data import sparse_stream
+from softreg.models import sparse as S
+from softreg.data.svmlight import stream as sparse_stream
 from softreg.data.shuffle import SparseShuffleBuffer
 from softreg.data.sources import InMemorySource
-from softreg.data.svmlight import load_svmlight, parse_pairs
+from softreg.data.svmlight.files import load_svmlight, parse_pairs
 from softreg.errors import UserInputError
 from softreg.models import MLP, Classifier, LogisticRegression, Preprocess, SoftmaxRegression
-from softreg.preprocess import Moments
+from softreg.models.preprocess import Moments
 from softreg.training import make_config, train
 
 

@@ -11,11 +11,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from conftest import write_idx_folder
+from helpers import write_idx_folder
 from softreg.data import load_dataset
 from softreg.data.shuffle import ShuffleBuffer, StreamSource, rebatch
 from softreg.data.stream import open_idx_stream, open_table_stream
-from softreg.data.tabular import load_table
+from softreg.data.tables.memory import load_table
 from softreg.errors import UserInputError
 from softreg.training import make_config, train
 
@@ -95,7 +95,7 @@ def test_streamed_preprocessing_equals_the_in_memory_fit(tmp_path):
     for a, b in zip(stream.schema.columns, memory.schema.columns):
         assert a.categories == b.categories
         assert (a.fill is None) == (b.fill is None) and (a.fill is None or a.fill == pytest.approx(b.fill))
-    from softreg.preprocess import Preprocess
+    from softreg.models.preprocess import Preprocess
 
     fitted = Preprocess.fit("standardize", memory.train.X, None, memory.schema.unscaled())
     torch.testing.assert_close(stream.preprocess.shift, fitted.shift, rtol=1e-5, atol=1e-6)

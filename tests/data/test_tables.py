@@ -1,4 +1,4 @@
-"""Users' own tables (softreg.data.tables / tabular): CSV, TSV, compressed, Parquet, shard folders;
+"""Users' own tables (softreg.data.tables.reader / tabular): CSV, TSV, compressed, Parquet, shard folders;
 labels, header and separator detection, text columns, missing values, errors, and the split."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from softreg.data import load_dataset
-from softreg.data.tabular import load_table
+from softreg.data.tables.memory import load_table
 from softreg.errors import UserInputError
 
 
@@ -339,8 +339,8 @@ def test_a_large_parquet_row_group_is_read_a_few_columns_at_a_time(tmp_path, mon
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from softreg.data import tables
-    from softreg.data.tabular import load_table
+    from softreg.data.tables import reader as tables
+    from softreg.data.tables.memory import load_table
 
     rng = np.random.default_rng(0)
     n = 600

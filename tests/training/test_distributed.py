@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import checkpoint_epoch, run_subprocess, start_until_checkpoint, write_idx_folder
+from helpers import checkpoint_epoch, run_subprocess, start_until_checkpoint, write_idx_folder
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="this torch has no gloo backend")

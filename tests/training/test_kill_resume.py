@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import checkpoint_epoch, run_subprocess, start_until_checkpoint, write_idx_folder
+from helpers import checkpoint_epoch, run_subprocess, start_until_checkpoint, write_idx_folder
 
 RUNS = {
     "mlp": ["--model", "mlp", "--hidden", "64", "--epochs", "6", "--batch-size", "32"],
@@ -25,7 +25,7 @@ def _parquet(folder: Path, n: int) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from conftest import easy_images
+    from helpers import easy_images
 
     X, y = easy_images(n)
     flat = X.reshape(n, -1).numpy()
@@ -72,7 +72,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path, name):
 
 
 def test_resume_refuses_other_options_and_missing_checkpoints(run_cli, tmp_path):
-    from conftest import assert_user_error
+    from helpers import assert_user_error
 
     code, _, err = run_cli("train", "--resume", tmp_path, "--epochs", "3")
     assert_user_error(code, err, "--resume continues a run with its own settings", "--epochs")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import assert_user_error
+from helpers import assert_user_error
 
 from softreg.data.base import Dataset, Split
 from softreg.training import make_config, train, with_settings

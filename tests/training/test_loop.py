@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from softreg import functional as SF
+from softreg.models import functional as SF
 from softreg.data import load_dataset
 from softreg.data.base import Dataset, Split
 from softreg.data.lessons import TOY_X, TOY_Y
@@ -88,7 +88,7 @@ def _blobs(n=300, f=6, c=3, seed=0):
 @pytest.mark.parametrize("kind", ["none", "pixels", "standardize"])
 def test_closed_form_gradients_match_autograd(binary, weighted, kind):
     """The linear models' closed-form gradients, with the preprocessing folded into the layer,
-    equal autograd's through softreg.functional's cross-entropy on preprocessed inputs."""
+    equal autograd's through softreg.models.functional's cross-entropy on preprocessed inputs."""
     X, y = _blobs(c=2 if binary else 4)
     X = X * 7 + 30  # raw values with an offset, so the folded shift matters
     w = torch.rand(len(y)) + 0.5 if weighted else None

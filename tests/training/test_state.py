@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import easy_images
+from helpers import easy_images
 from softreg.data.base import Dataset, Split
 from softreg.errors import UserInputError
 from softreg.training import Callback, make_config, read_checkpoint, train
@@ -34,14 +34,14 @@ def _sparse_rows(n=240, f=300, seed=0) -> Dataset:
     import numpy as np
     import scipy.sparse as sp
 
-    from softreg.data.sparse import from_scipy
+    from softreg.models.sparse import from_scipy
 
     rng = np.random.default_rng(seed)
     X = sp.random(n + 60, f, density=0.05, format="csr", random_state=seed, dtype=np.float32)
     y = torch.from_numpy(np.asarray(X[:, :3].sum(axis=1)).ravel().round().astype(np.int64) % 3)
     y[rng.random(n + 60) < 0.1] = 0
     T = from_scipy(X)
-    from softreg.data.sparse import row_range
+    from softreg.models.sparse import row_range
 
     return Dataset("sparse", Split(row_range(T, 0, n), y[:n]), Split(row_range(T, n, n + 60), y[n:]),
                    ["a", "b", "c"], index_base=0)

@@ -13,7 +13,7 @@ import errno
 import os
 import sys
 
-from softreg import signals
+from softreg.system import signals
 
 # modules of softreg.cli that register commands (the typer app is softreg.cli.app.app)
 COMMANDS = ("train", "inspect", "predict", "serve", "export", "datasets")

@@ -50,7 +50,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "impute": ("none", "mean", "median", "zero"),
     "data": ("digits", "mnist", "fashion-mnist", "kmnist", "toy", "toy-binary", "xor"),
 }
-# other spellings of dataset names (softreg.data.catalog.DatasetInfo.aliases)
+# other spellings of dataset names (softreg.data.idx.catalog.DatasetInfo.aliases)
 DATA_ALIASES: dict[str, str] = {
     "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
     "k-mnist": "kmnist", "kuzushiji-mnist": "kmnist",
@@ -92,7 +92,7 @@ def data_spec(value: str) -> str:
         return key
     if key in DATA_ALIASES:
         return DATA_ALIASES[key]
-    from softreg.limits import check_path
+    from softreg.system.limits import check_path
 
     path = check_path(value, "--data")  # a name over 255 bytes is one line, not an OSError
     if path.exists() or path.suffix or len(path.parts) > 1:
@@ -140,10 +140,10 @@ def print_metrics(metrics: dict) -> None:
 
 
 def load_run_data(run, data: Optional[str], data_dir: Optional[str]):
-    from softreg.runs import load_run_dataset
+    from softreg.runs.folder import load_run_dataset
 
     if data is not None and run.model_config.index_base is not None:  # an svmlight file, numbered as in training
-        from softreg.data.svmlight import load_scoring_svmlight
+        from softreg.data.svmlight.files import load_scoring_svmlight
 
         dataset = load_scoring_svmlight(data, run)
     else:

@@ -14,7 +14,7 @@ def datasets(
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder"),
 ) -> None:
     """List the datasets softreg knows and where each one is."""
-    from softreg.data import catalog
+    from softreg.data.idx import catalog
 
     echo(f"{'digits':15s} 10 classes  bundled with scikit-learn (no download)")
     echo(f"{'toy':15s}  3 classes  built in: the lessons' 8x4 table")

@@ -24,12 +24,12 @@ def export(
 ) -> None:
     """Export the classifier, preprocessing included, as an ONNX graph: raw float32 features in,
     probabilities and labels out."""
-    from softreg.export import check_onnx, export_onnx, require_onnx
+    from softreg.inference.export import check_onnx, export_onnx, require_onnx
 
     if format != "onnx":
         raise UserInputError(f"--format must be onnx; got {format!r}.")
     require_onnx()
-    from softreg.predict import Predictor
+    from softreg.inference.predictor import Predictor
 
     predictor = Predictor.from_run(run_dir, data_dir=data_dir)
     export_onnx(predictor, out)
@@ -47,7 +47,7 @@ def export(
         echo(f"not checked: the run's data is not available ({predictor.data_problem})")
         return
     data, name = split
-    from softreg.data.sparse import is_sparse, row_range
+    from softreg.models.sparse import is_sparse, row_range
 
     n = min(len(data), CHECK_ROWS)
     X = row_range(data.X, 0, n).to_dense() if is_sparse(data.X) else data.X[:n]  # the graph takes dense rows

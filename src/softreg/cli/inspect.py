@@ -22,9 +22,9 @@ def evaluate(
     save: bool = typer.Option(True, "--save/--no-save", help="write RUN/evaluation.json"),
 ) -> None:
     """Score a saved run: accuracy, log loss, top-k, per-class precision / recall / F1, confusion matrix."""
-    from softreg.evaluate import check_top_k, evaluate_split, format_metrics
-    from softreg.io import write_json
-    from softreg.runs import load_run
+    from softreg.report.metrics import check_top_k, evaluate_split, format_metrics
+    from softreg.system.io import write_json
+    from softreg.runs.folder import load_run
     from softreg.training.device import resolve_device
 
     check_top_k(top_k)
@@ -59,9 +59,9 @@ def report(
                               help="where to score"),
 ) -> None:
     """Draw a run's pictures (curves, weights, confusion matrix, predictions) into PNG files and one HTML page."""
-    from softreg.evaluate import check_top_k
-    from softreg.report import prepare_folder, write_report
-    from softreg.runs import load_run
+    from softreg.report.metrics import check_top_k
+    from softreg.report.html import prepare_folder, write_report
+    from softreg.runs.folder import load_run
     from softreg.training.device import resolve_device
 
     check_top_k(top_k)

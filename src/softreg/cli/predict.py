@@ -44,10 +44,10 @@ def predict(
     keep: Optional[str] = typer.Option(None, "--keep", help="with a TABLE: columns to copy into --out, comma-separated"),
 ) -> None:
     """Predict the class of one image, one test sample, or one row of features; or of every row of a table."""
-    from softreg.data.tables import table_format
-    from softreg.predict import Predictor
+    from softreg.data.tables.reader import table_format
+    from softreg.inference.predictor import Predictor
 
-    from softreg.data.svmlight import is_svmlight
+    from softreg.data.svmlight.files import is_svmlight
 
     if image is not None and (table_format(image) is not None or is_svmlight(image) or image.is_dir() or out is not None):
         _predict_table(run_dir, image, out, keep)
@@ -85,7 +85,7 @@ def predict(
     if show is not None:
         import torch
 
-        from softreg.plots import prediction_figure, save_figure
+        from softreg.report.plots import prediction_figure, save_figure
 
         sample = X.to_dense()[0] if X.layout == torch.sparse_csr else X[0]
         save_figure(prediction_figure(sample, torch.tensor(probs), predictor.classes, predictor.image_shape,
@@ -95,12 +95,12 @@ def predict(
 
 
 def _predict_table(run_dir: Path, table: Path, out: Optional[Path], keep: Optional[str]) -> None:
-    from softreg.data.svmlight import is_svmlight
-    from softreg.runs import load_run
-    from softreg.table_predict import predict_table
+    from softreg.data.svmlight.files import is_svmlight
+    from softreg.runs.folder import load_run
+    from softreg.inference.batch import predict_table
 
     if is_svmlight(table):
-        from softreg.predict import predict_svmlight_file
+        from softreg.inference.predictor import predict_svmlight_file
 
         if out is None or keep:
             raise UserInputError(f"{table}: predicting an svmlight file writes a .csv file; give --out "

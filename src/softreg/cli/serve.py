@@ -29,7 +29,7 @@ def serve(
     from softreg.serve import require_serving
 
     require_serving()
-    from softreg.predict import Predictor
+    from softreg.inference.predictor import Predictor
     from softreg.serve.app import create_app
     from softreg.serve.server import serve as run_server
 

@@ -82,9 +82,9 @@ def train(
         if not launched():
             raise typer.Exit(launch(nproc, ["train", *_without_nproc(cli_argv())]))
     del options["nproc"]
-    from softreg import limits
+    from softreg.system import limits
     from softreg.training.config import Runtime, make_config
-    from softreg.training.job import DataArgs, default_out, resume_training, run_training
+    from softreg.jobs.train import DataArgs, default_out, resume_training, run_training
 
     progress = sys.stderr.isatty()
     if resume is not None:
@@ -109,7 +109,7 @@ def train(
     l2_value = _parse_l2(l2)
     limits.check_settings(dict(seed=seed, lr=lr, l2=None if l2_value == "auto" else l2_value, l1=l1, momentum=momentum, epochs=epochs,
                                batch_size=batch_size, threads=threads, patience=patience, log_every=log_every))
-    from softreg.data.svmlight import is_svmlight
+    from softreg.data.svmlight.files import is_svmlight
 
     if preprocess is None and is_svmlight(data):
         preprocess = "auto"  # sparse rows as they are (softreg.training.sparse_defaults)

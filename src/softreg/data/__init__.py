@@ -22,10 +22,14 @@ def load_dataset(
     Parquet, or a folder of their shards) or an svmlight / LIBSVM file (rows kept sparse).
 
     table_options : for tables, ``test``, ``drop``, ``columns``, ``header``, ``sep``, ``impute``
-        (see softreg.data.tabular.load_table); for svmlight files, ``test``.
+        (see softreg.data.tables.memory.load_table); for svmlight files, ``test``.
     """
-    from softreg.data import catalog, digits, lessons, svmlight, tables, tabular
-    from softreg.limits import check_path
+    from softreg.data import digits, lessons
+    from softreg.data.idx import catalog
+    from softreg.data.svmlight import files as svmlight
+    from softreg.data.tables import reader as tables
+    from softreg.data.tables import memory as tabular
+    from softreg.system.limits import check_path
 
     if data_dir is not None:
         check_path(data_dir, "--data-dir")

@@ -14,7 +14,7 @@ class Split:
     """One split of a dataset.
 
     X : tensor of shape (n_samples, *sample_shape), uint8 (raw pixels) or float32, or a sparse CSR
-        tensor of shape (n_samples, n_features) (softreg.data.sparse)
+        tensor of shape (n_samples, n_features) (softreg.models.sparse)
     y : tensor of shape (n_samples,), int64 class indices in [0, n_classes)
     """
 

@@ -11,7 +11,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 
 from softreg.data.sources import Batch, steps_for
-from softreg.data.sparse import cat_rows, row_range, take_rows
+from softreg.models.sparse import cat_rows, row_range, take_rows
 
 Block = tuple[torch.Tensor, torch.Tensor]  # (rows (n, *sample_shape) or CSR (n, F), labels (n,))
 BUFFER_BYTES = 64 << 20  # the shuffle buffer's size: rows = this / bytes per row (at least 32 batches)

@@ -8,7 +8,7 @@ processes' shares of a gradient add up to the gradient of the whole batch.
 
 ``InMemorySource`` keeps the data in tensors (on the training device) and gathers each batch by
 index from a permutation of the rows, as ``DataLoader(shuffle=True)`` would; sparse CSR rows are
-gathered the same way (softreg.data.sparse.take_rows) into one CSR tensor per batch. Streaming sources
+gathered the same way (softreg.models.sparse.take_rows) into one CSR tensor per batch. Streaming sources
 (``softreg.data.stream``) read from disk through a bounded shuffle buffer.
 """
 
@@ -19,7 +19,7 @@ from typing import Iterator, Protocol
 
 import torch
 
-from softreg.data.sparse import row_range, take_rows
+from softreg.models.sparse import row_range, take_rows
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """Datasets streamed from disk (``--stream``): tables (CSV / Parquet / shard folders) and IDX files
-(svmlight files: softreg.data.sparse_stream).
+(svmlight files: softreg.data.svmlight.stream).
 
 ``open_stream`` never holds the training split. It reads the labels once (cheap: one column, or
 the small IDX label file): the classes and, without a separate test set, the stratified hold-out.
@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softreg.data.columns import MAX_CATEGORIES, TableSchema, arrow_numpy, as_text, numeric_values
+from softreg.data.tables.columns import MAX_CATEGORIES, TableSchema, arrow_numpy, as_text, numeric_values
 from softreg.data.shuffle import StreamSource
-from softreg.data.columns import ID_ROWS, check_text_columns, infer_schema
-from softreg.data.labels import classes_and_codes, label_arrow, stratified_split
-from softreg.data.tables import TableReader
+from softreg.data.tables.columns import ID_ROWS, check_text_columns, infer_schema
+from softreg.data.tables.labels import classes_and_codes, label_arrow, stratified_split
+from softreg.data.tables.reader import TableReader
 from softreg.errors import UserInputError
-from softreg.preprocess import Moments, Preprocess
+from softreg.models.preprocess import Moments, Preprocess
 
 IDX_PIECE_ROWS = 8192  # rows per piece of a raw IDX file (pieces are shuffled each epoch)
 RESERVOIR_ROWS = 10_000  # rows kept to estimate medians for --impute median
@@ -64,12 +64,12 @@ def open_stream(args, config, progress=False, comm=None) -> StreamData:
     processes (``comm``), each fits the preprocessing on its share of the pieces and the
     statistics are merged."""
     from softreg.data import BUILTIN
-    from softreg.data.svmlight import is_svmlight
-    from softreg.data.tables import is_table
+    from softreg.data.svmlight.files import is_svmlight
+    from softreg.data.tables.reader import is_table
 
     kind = config.data.preprocess
     if is_svmlight(args.spec):
-        from softreg.data.sparse_stream import open_svmlight_stream
+        from softreg.data.svmlight.stream import open_svmlight_stream
 
         for option, value in (("--drop", args.drop), ("--columns", args.columns), ("--header", args.header),
                               ("--sep", args.sep), ("--label", args.label)):
@@ -297,8 +297,8 @@ def open_idx_stream(spec: str, *, preprocess: str, data_dir: str | None = None, 
                     progress=False, comm=None) -> StreamData:
     """Stream a named IDX dataset or an IDX folder; raw files are read in shuffled pieces, gzip
     files in order (the shuffle buffer alone mixes them)."""
-    from softreg.data.catalog import find_idx_files, idx_location
-    from softreg.data.idx import IdxRows, read_idx
+    from softreg.data.idx.catalog import find_idx_files, idx_location
+    from softreg.data.idx.files import IdxRows, read_idx
 
     folder, name, classes = idx_location(spec, data_dir, download, progress)
     found = find_idx_files(folder)

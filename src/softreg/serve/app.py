@@ -51,7 +51,7 @@ def _error(status: int, message: str):
 
 def create_app(predictors: list, *, max_body_bytes: int = MAX_BODY_BYTES, batching: bool = True,
                max_wait_ms: float = 0.0, max_batch_rows: int = 2048):
-    """A FastAPI app serving ``predictors`` (``softreg.predict.Predictor``, named by run folder).
+    """A FastAPI app serving ``predictors`` (``softreg.inference.predictor.Predictor``, named by run folder).
 
     batching : score concurrent requests for one model in one call (``MicroBatcher``).
     max_body_bytes : larger bodies get 413 before they are read whole.

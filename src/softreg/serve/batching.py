@@ -12,7 +12,7 @@ from typing import Callable
 
 import torch
 
-from softreg.data.sparse import cat_rows
+from softreg.models.sparse import cat_rows
 
 
 class MicroBatcher:

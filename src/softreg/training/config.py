@@ -16,7 +16,7 @@ IMPUTE = ("none", "mean", "median", "zero")
 OPTIMIZERS = ("sgd", "adam", "lbfgs")
 SCHEDULES = ("constant", "cosine")
 DTYPES = ("float32", "float64")
-MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit (softreg.limits.SETTINGS)
+MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit (softreg.system.limits.SETTINGS)
 
 
 @dataclass

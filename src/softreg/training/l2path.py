@@ -28,7 +28,7 @@ import torch
 
 from softreg.data.base import Dataset, Split
 from softreg.data.sources import InMemorySource
-from softreg.data.sparse import row_range, take_rows
+from softreg.models.sparse import row_range, take_rows
 from softreg.errors import UserInputError
 from softreg.models import Classifier, loss_from_scores, scores_to_labels
 from softreg.training.config import Runtime, TrainConfig, with_settings

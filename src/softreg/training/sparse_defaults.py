@@ -10,7 +10,7 @@ default recipe on sparse rows, what the user did not give is set as the estimato
   scale`` or ``standardize`` divides each column by its spread, without centring);
 - L2 1/n, scikit-learn's ``LogisticRegression(C=1)``;
 - the batch at least F / (2 x non-zeros per row), and the step from the data's scale
-  (softreg._auto: STEP / (lambda / K + l2)).
+  (softreg.training.auto: STEP / (lambda / K + l2)).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def sparse_settings(dataset, config: TrainConfig, given: set[str] | frozenset[st
     """{setting: value} for the names in NAMES that ``given`` lacks (empty when nothing applies)."""
     if not applies(dataset, config):
         return {}
-    from softreg import _auto
+    from softreg.training import auto as _auto
     from softreg.training.plan import auto_batch_size
 
     sample = _sample(dataset)
@@ -62,8 +62,8 @@ def with_sparse_settings(dataset, config: TrainConfig, given, comm=None) -> tupl
 def _sample(dataset):
     """SciPy CSR rows to estimate the data's scale from: every training row in memory (curvature()
     draws its own sample), or a streamed split's first rows."""
-    from softreg import _auto
-    from softreg.data.sparse import to_scipy
+    from softreg.training import auto as _auto
+    from softreg.models.sparse import to_scipy
 
     train = dataset.train
     if hasattr(train, "X"):

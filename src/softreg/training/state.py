@@ -227,7 +227,7 @@ def save_checkpoint(run_dir: str | Path, state: TrainState, resume_info: dict) -
     """
     from safetensors.torch import save
 
-    from softreg import io
+    from softreg.system import io
 
     tensors, meta = state.to_checkpoint()
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}

@@ -16,10 +16,10 @@ import torch
 
 from softreg.data.base import Dataset, Split
 from softreg.data.sources import InMemorySource, share
-from softreg.data.sparse import row_range, sparse_preprocess, take_rows
+from softreg.models.sparse import row_range, sparse_preprocess, take_rows
 from softreg.errors import UserInputError
 from softreg.models import MLP, Classifier, ModelConfig, Preprocess, build_model
-from softreg.preprocess import chunks_of
+from softreg.models.preprocess import chunks_of
 from softreg.training.config import LESSON_TABLES, Runtime, TrainConfig, make_config
 from softreg.training.device import resolve_device
 from softreg.training.loop import SINGLE, Callback, Comm, cpu_threads, evaluate_source, fit
@@ -41,7 +41,7 @@ class TrainResult:
 
 def preprocess_kind(data: Dataset, config: TrainConfig) -> str:
     """The preprocessing a run uses: ``auto`` is pixels for images, none for the lessons' tables,
-    standardize otherwise; sparse rows follow ``softreg.data.sparse.sparse_preprocess``."""
+    standardize otherwise; sparse rows follow ``softreg.models.sparse.sparse_preprocess``."""
     kind = config.data.preprocess
     if getattr(data, "index_base", None) is not None:
         return sparse_preprocess(kind)

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from softreg.data.sparse import SparseProduct, densify
+from softreg.models.sparse import SparseProduct, densify
 
 
 def weight_names(net: nn.Module) -> list[bool]:

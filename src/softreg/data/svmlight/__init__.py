@@ -1,0 +1,1 @@
+"""svmlight / LIBSVM files of sparse rows: in memory and streamed."""

@@ -1,0 +1,1 @@
+"""What the command line's jobs do, above the run folder and the training core."""

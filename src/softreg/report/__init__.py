@@ -1,0 +1,1 @@
+"""Scoring a run and showing it: metrics, plots and the HTML report."""
