@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from softreg.data import Split, load_dataset
+from softreg.data import load_dataset
+from softreg.data.base import Split
 from softreg.data.sources import InMemorySource
 from softreg.errors import UserInputError
 from softreg.training import Callback, TrainConfig, make_plan, train, with_settings

@@ -92,10 +92,9 @@ def materialise(name: str, work: Path) -> tuple[str, str | None]:
 def arrays(spec: str, test: str | None):
     """What softreg trains on, as float64 arrays standardised as softreg does: (X, y, X_test, y_test)."""
     from softreg.models.preprocess import Preprocess
-    from softreg.training import make_config
-    from softreg.jobs.train import DataArgs, load_data
+    from softreg.data import DataSource, open_data
 
-    data = load_data(DataArgs(spec=spec, test=test), make_config())
+    data = open_data(DataSource(spec=spec, test=test))
     keep = data.schema.unscaled() if data.schema is not None else None
     pre = Preprocess.fit("standardize", data.train.X, data.pixel_max, keep).double()
 
@@ -175,7 +174,7 @@ def softreg_run(spec: str, test: str | None, extra: list[str], repeats: int) -> 
 
 
 def bench_dataset(name: str, work: Path, repeats: int, cache: dict) -> dict:
-    from softreg.training.l2path import DEFAULT_GRID, VALIDATION_FRACTION, stratified_split
+    from softreg.training.l2path import DEFAULT_GRID, VALIDATION_FRACTION, held_out_rows
 
     spec, test = materialise(name, work)
     print(f"== {name}: softreg", file=sys.stderr, flush=True)
@@ -184,7 +183,7 @@ def bench_dataset(name: str, work: Path, repeats: int, cache: dict) -> dict:
     (X, y, Xt, yt), data = arrays(spec, test)
     from softreg.training import make_config
 
-    split = [t.numpy() for t in stratified_split(data.train.y, VALIDATION_FRACTION, make_config().seed)]
+    split = [t.numpy() for t in held_out_rows(data.train.y, VALIDATION_FRACTION, make_config().seed)]
     assert len(split[0]) == auto["n_fit"], "the split differs from the one --l2 auto used"
     print(f"== {name}: LogisticRegressionCV", file=sys.stderr, flush=True)
     cv = logistic_cv(X, y, Xt, yt, DEFAULT_GRID, split)

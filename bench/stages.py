@@ -51,7 +51,7 @@ tic = time.perf_counter()
 import softreg.jobs.train, softreg.training.trainer, softreg.training.l2path, softreg.runs.folder
 marks["import softreg's training modules"] = time.perf_counter() - tic
 timed("softreg.jobs.train", "load_data", "load the data")
-timed("softreg.training.trainer", "new_state", "fit the preprocessing, build the model")
+timed("softreg.training.fitting", "new_state", "fit the preprocessing, build the model")
 timed("softreg.training.trainer", "resolve_l2", "--l2 auto path")
 timed("softreg.training.trainer", "fit", "training loop")
 timed("softreg.training.trainer", "final_metrics", "final scoring (train and test)")

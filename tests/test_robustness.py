@@ -301,7 +301,7 @@ def test_training_into_the_folder_holding_its_data_never_deletes_the_data(run_cl
         code, _, err = _train(run_cli, "--data", data, "--epochs", "2", "--out", run)
         assert code == 0, err
     assert data.read_bytes() == before and data.stat().st_ino == inode
-    assert json.loads((run / "config.json").read_text())["data"]["spec"] == str(data.resolve())
+    assert json.loads((run / "config.json").read_text())["data"]["source"]["spec"] == str(data.resolve())
 
 
 def test_a_second_training_into_the_same_out_fails_fast(run_cli, tmp_path):

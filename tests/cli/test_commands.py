@@ -327,7 +327,7 @@ def test_interrupt_exits_130_and_leaves_nothing(run_cli, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("softreg.training.trainer.train", interrupted)
+    monkeypatch.setattr("softreg.training.trainer.assemble", interrupted)
     out = tmp_path / "run"
     code, _, err = _train(run_cli, out, "--data", "toy")
     assert code == 130
@@ -386,7 +386,7 @@ def test_train_on_idx_folder_then_evaluate_reproduces_metrics(run_cli, trained_i
     assert metrics["test_accuracy"] >= 0.9  # three bands of pixels: easy
     assert len(_history(run)) == 5
     config = json.loads((run / "config.json").read_text())
-    assert config["data"]["spec"] == str(folder.resolve())
+    assert config["data"]["source"]["spec"] == str(folder.resolve())
     assert config["data"]["image_shape"] == [28, 28] and config["preprocess"] == "standardize"
 
     code, stdout, err = run_cli("evaluate", run)
@@ -645,7 +645,7 @@ def test_damaged_run_exits_2(run_cli, trained_idx_run, tmp_path, case, command):
 
 def test_missing_run_folder(run_cli, tmp_path):
     code, _, err = run_cli("evaluate", tmp_path / "nothing")
-    assert_user_error(code, err, "no such run folder", "--out folder")
+    assert_user_error(code, err, "no such run folder", "softreg train --out")
 
 
 # ------------------------------------------------------------ other commands

@@ -158,9 +158,9 @@ def test_load_uses_env_cache_then_data_dir_wins(tmp_path, monkeypatch):
     write_folder(tmp_path / "arg" / "mnist", n_train=14)
     monkeypatch.setenv("SOFTREG_DATA", str(tmp_path / "env"))
     ds = load_idx_dataset("mnist")
-    assert len(ds.train) == 10 and ds.source == str(tmp_path / "env" / "mnist")
+    assert len(ds.train) == 10 and ds.origin == str(tmp_path / "env" / "mnist")
     ds = load_idx_dataset("mnist", data_dir=tmp_path / "arg")
-    assert len(ds.train) == 14 and ds.source == str(tmp_path / "arg" / "mnist")
+    assert len(ds.train) == 14 and ds.origin == str(tmp_path / "arg" / "mnist")
     monkeypatch.delenv("SOFTREG_DATA")
     write_folder(tmp_path / "xdg" / "softreg" / "mnist", n_train=16)
     assert len(load_idx_dataset("mnist").train) == 16
@@ -173,11 +173,11 @@ def test_system_folder_after_cache(tmp_path, monkeypatch):
     write_folder(system, n_train=11, gz=False)
     monkeypatch.setattr(catalog, "SYSTEM_DATA_DIRS", {"fashion-mnist": [system]})
     ds = load_idx_dataset("fashion-mnist", data_dir=tmp_path / "cache")
-    assert ds.source == str(system) and len(ds.train) == 11
+    assert ds.origin == str(system) and len(ds.train) == 11
     assert ds.classes[0] == "T-shirt/top" and ds.classes[-1] == "Ankle boot"
     write_folder(tmp_path / "cache" / "fashion-mnist", n_train=13)
     ds = load_idx_dataset("fashion-mnist", data_dir=tmp_path / "cache")
-    assert ds.source == str(tmp_path / "cache" / "fashion-mnist") and len(ds.train) == 13
+    assert ds.origin == str(tmp_path / "cache" / "fashion-mnist") and len(ds.train) == 13
 
 
 def test_not_local_and_download_off(tmp_path):
@@ -244,7 +244,7 @@ def test_all_mirrors_fail_gives_clear_error_and_leaves_nothing(tmp_path, fake_fa
     msg = str(err.value)
     assert msg.startswith("could not download fashion-mnist (no network?): ")
     assert "refused" in msg.lower() and "HTTP 404" in msg
-    assert f"put the IDX files in {cache / 'fashion-mnist'} or pass --data PATH" in msg
+    assert f"put the IDX files in {cache / 'fashion-mnist'} or pass data='PATH'" in msg
     assert "\n" not in msg
     assert visible_files(cache / "fashion-mnist") == []
 
@@ -301,7 +301,7 @@ def test_folder_with_spelling_variants_and_classes_txt(tmp_path):
     assert {r: p.name for r, p in found.items()} == names
     ds = load_idx_dataset(folder)
     assert ds.classes == ["alpha", "beta", "gamma"]
-    assert ds.name == "letters" and ds.source == str(folder)
+    assert ds.name == "letters" and ds.origin == str(folder)
     assert torch.equal(ds.test.X, data["test_images"])
     assert ds.train.X.shape == (12, 6, 5) and ds.image_shape == (6, 5)
     assert load_idx_dataset(str(folder)).n_classes == 3
@@ -453,7 +453,7 @@ DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 def test_installed_fashion_mnist(tmp_path, monkeypatch):
     monkeypatch.setattr(catalog, "SYSTEM_DATA_DIRS", {"fashion-mnist": [DEBIAN_FASHION]})
     ds = load_idx_dataset("fashion-mnist", data_dir=tmp_path / "empty-cache", download=False)
-    assert ds.source == str(DEBIAN_FASHION)
+    assert ds.origin == str(DEBIAN_FASHION)
     assert ds.train.X.shape == (60000, 28, 28) and ds.train.X.dtype == torch.uint8
     assert ds.test.X.shape == (10000, 28, 28) and len(ds.test) == 10000
     for split in (ds.train, ds.test):

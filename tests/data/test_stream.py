@@ -14,7 +14,8 @@ import torch
 from helpers import write_idx_folder
 from softreg.data import load_dataset
 from softreg.data.shuffle import ShuffleBuffer, StreamSource, rebatch
-from softreg.data.stream import open_idx_stream, open_table_stream
+from softreg.data.idx.stream import open_idx_stream
+from softreg.data.tables.stream import open_table_stream
 from softreg.data.tables.memory import load_table
 from softreg.errors import UserInputError
 from softreg.training import make_config, train
@@ -107,7 +108,7 @@ def test_streamed_preprocessing_equals_the_in_memory_fit(tmp_path):
 
 def test_streamed_full_batch_lbfgs_reaches_the_in_memory_optimum(tmp_path):
     path = _mixed_parquet(tmp_path / "m.parquet")
-    config = make_config(optimizer="lbfgs", lr=1.0, epochs=8, impute="mean")
+    config = make_config(optimizer="lbfgs", lr=1.0, epochs=8)
     memory = train(load_table(path, impute="mean"), config)
     stream = train(open_table_stream(path, preprocess="standardize", impute="mean"), config)
     # float32 gradients summed in another order differ by about 1e-7; L-BFGS follows them down to
@@ -133,7 +134,7 @@ def test_streaming_idx_reads_what_the_in_memory_loader_reads(tmp_path):
 
 def test_stream_errors_name_the_problem(tmp_path):
     path = _mixed_parquet(tmp_path / "m.parquet")
-    with pytest.raises(UserInputError, match="column 'weight' has missing values .*--impute"):
+    with pytest.raises(UserInputError, match="column 'weight' has missing values .*impute='mean'"):
         open_table_stream(path, preprocess="standardize")
     with pytest.raises(UserInputError, match="needs image data"):
         open_table_stream(path, preprocess="pixels", impute="zero")

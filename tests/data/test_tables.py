@@ -102,7 +102,7 @@ ERRORS = {
     "ragged-no-header": ("1,2,0\n3,4,1\n5,6\n", r"row 3 has 2 fields but the header has 3"),
     "empty": ("", r"the file is empty"),
     "header-only": ("a,b,label\n", r"has a header but no data rows"),
-    "missing-value": ("a,b,label\n1,2,x\n,4,y\n", r"column 'a' has missing values \(first in data row 2\).*--impute"),
+    "missing-value": ("a,b,label\n1,2,x\n,4,y\n", r"column 'a' has missing values \(first in data row 2\).*impute='mean'"),
     "nan": ("a,b,label\n1,NaN,x\n3,4,y\n", r"column 'b' has missing values \(first in data row 1\)"),
     "inf": ("a,b,label\n1,2,x\n3,inf,y\n", r"column 'b', data row 2 holds inf, infinite"),
     "huge": ("a,b,label\n1,2,x\n3,1e39,y\n", r"column 'b', data row 2 holds 1e\+39, beyond float32's range"),
@@ -217,13 +217,13 @@ def test_drop_columns_and_identifier_notice(tmp_path):
     path = write(tmp_path, "id,x,z,label\n" + rows)
     ds = load_table(path)
     assert ds.feature_names == ["id", "x", "z"]
-    assert any("'id' has a different value in every row" in n and "--drop id" in n for n in ds.notes)
+    assert any("'id' has a different value in every row" in n and "drop=['id']" in n for n in ds.notes)
     assert load_table(path, drop=["id"]).feature_names == ["x", "z"]
     assert load_table(path, columns=["z"]).feature_names == ["z"]
-    with pytest.raises(UserInputError, match=r"--drop names column\(s\) 'ID'"):
+    with pytest.raises(UserInputError, match=r": drop names column\(s\) 'ID'"):
         load_table(path, drop=["ID"])
     named = write(tmp_path, "name,x,label\n" + "".join(f"n{i},{i % 3},{'ab'[i % 2]}\n" for i in range(40)), "n.csv")
-    with pytest.raises(UserInputError, match=r"text column 'name' has a different value in every row.*--drop name"):
+    with pytest.raises(UserInputError, match=r"text column 'name' has a different value in every row.*drop=\['name'\]"):
         load_table(named)
 
 
@@ -269,7 +269,7 @@ def test_a_separate_test_table_is_matched_by_column_name(tmp_path):
 def test_load_dataset_dispatches_tables(tmp_path):
     path = write(tmp_path, "a,label\n1,x\n2,y\n3,x\n4,y\n5,x\n")
     ds = load_dataset(str(path))
-    assert ds.name == "t.csv" and ds.source == str(path.resolve())
+    assert ds.name == "t.csv" and ds.origin == str(path.resolve())
 
 
 def _blobs(n_per_class: int = 10, classes=("cat", "dog", "eel")) -> tuple[np.ndarray, list[str]]:

@@ -296,12 +296,12 @@ def test_decoding_from_many_threads_gives_the_same_pictures():
 
 
 def test_bad_invert_value():
-    with pytest.raises(UserInputError, match="--invert must be auto, yes or no; got 'sometimes'"):
+    with pytest.raises(UserInputError, match="^invert must be auto, yes or no; got 'sometimes'"):
         prepare(load_grey(encode(stroke_picture())), MNIST, invert="sometimes")
 
 
 def test_bad_fit_value():
-    with pytest.raises(UserInputError, match="--fit must be auto, dataset or resize; got 'zoom'"):
+    with pytest.raises(UserInputError, match="^fit must be auto, dataset or resize; got 'zoom'"):
         prepare(load_grey(encode(stroke_picture())), MNIST, fit="zoom")
 
 

@@ -151,7 +151,7 @@ def test_png_of_a_test_sample_scores_like_the_sample(trained_idx_run):
 
 
 def test_table_models_refuse_images(toy_run):
-    with pytest.raises(UserInputError, match="trained on a table, not images; use --features"):
+    with pytest.raises(UserInputError, match="trained on a table, not images; use features or index"):
         Predictor.from_run(toy_run).prepare_image(png_bytes(torch.zeros(8, 8), 16.0))
 
 

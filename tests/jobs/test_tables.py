@@ -42,7 +42,7 @@ def test_evaluate_matches_columns_by_name_and_scores_a_given_table_whole(run_cli
     code, _, err = run_cli("train", "--data", iris / "iris.csv", "--label", "species", "--out", out)
     assert code == 0, err
     own = json.loads((out / "config.json").read_text())["data"]
-    assert own["label"] == "species" and own["options"]["drop"] == []
+    assert own["source"]["label"] == "species" and own["source"]["drop"] == []
     code, stdout, err = run_cli("evaluate", out, "--data", iris / "other.csv")
     assert code == 0, err
     assert "not used by the model: ignored" in err and "extra" in err
@@ -64,7 +64,7 @@ def test_auto_picked_label_is_saved_so_evaluate_finds_it(run_cli, tmp_path):
     out = tmp_path / "run"
     code, _, err = run_cli("train", "--data", path, "--out", out)  # label: the last column b
     assert code == 0, err
-    assert json.loads((out / "config.json").read_text())["data"]["label"] == "b"
+    assert json.loads((out / "config.json").read_text())["data"]["source"]["label"] == "b"
     code, _, err = run_cli("evaluate", out)
     assert code == 0, err
     out2 = tmp_path / "run2"
@@ -189,4 +189,4 @@ def test_a_streamed_run_is_evaluated_from_disk_with_the_same_scores(run_cli, tmp
     assert splits["test"]["accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert splits["train"]["log_loss"] == pytest.approx(metrics["train_loss"], rel=1e-5)
     code, _, err = run_cli("train", "--data", "digits", "--stream", "--out", tmp_path / "r2")
-    assert_user_error(code, err, "--stream reads tables and IDX files from disk", "Leave out --stream")
+    assert_user_error(code, err, "--stream reads tables, IDX and svmlight files from disk", "Leave out --stream")

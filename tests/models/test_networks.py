@@ -104,11 +104,11 @@ def test_default_init_matches_nn_linear_under_the_same_seed():
 @pytest.mark.parametrize(
     "config, match",
     [
-        (ModelConfig(kind="tree", n_features=2, n_classes=2), "unknown model 'tree'"),
+        (ModelConfig(kind="tree", n_features=2, n_classes=2), "model must be one of softmax, logistic, mlp; got 'tree'"),
         (ModelConfig(kind="logistic", n_features=2, n_classes=3), "two classes but the data has 3"),
         (ModelConfig(kind="mlp", n_features=2, n_classes=3, hidden=[0]), "positive integers"),
-        (ModelConfig(kind="mlp", n_features=2, n_classes=3, activation="gelu"), "unknown activation 'gelu'"),
-        (ModelConfig(kind="softmax", n_features=2, n_classes=3, init="he"), "unknown init 'he'"),
+        (ModelConfig(kind="mlp", n_features=2, n_classes=3, activation="gelu"), "activation must be one of sigmoid, tanh, relu; got 'gelu'"),
+        (ModelConfig(kind="softmax", n_features=2, n_classes=3, init="he"), "init must be one of default, zeros; got 'he'"),
     ],
 )
 def test_build_model_rejects_bad_settings(config, match):

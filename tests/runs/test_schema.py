@@ -47,7 +47,8 @@ def _write(name: str, text: str):
 
 # (damage, words the one-line error must contain); each is tried with evaluate and predict
 CASES = {
-    "spec-not-a-string": (_config(lambda d: d["data"].update(spec=["digits"])), ["data.spec must be a string"]),
+    "spec-not-a-string": (_config(lambda d: d["data"]["source"].update(spec=["digits"])),
+                          ["data.source.spec must be a name"]),
     "n-features-true": (_config(lambda d: d["model"].update(n_features=True)), ["model.n_features", "got true"]),
     "n-features-zero": (_config(lambda d: d["model"].update(n_features=0)), ["model.n_features", "got 0"]),
     "classes-not-strings": (_config(lambda d: d["data"].update(classes=[0, 1, 2])), ["data.classes[0]"]),
@@ -70,20 +71,25 @@ CASES = {
     "config-100000-deep": (_write("config.json", "[" * 100_000 + "]" * 100_000), ["config.json", "nested"]),
     "config-huge-number": (_write("config.json", "1" * 5000), ["config.json is damaged"]),
     "seed-too-large": (_config(lambda d: d["train"].update(seed=2**64)), ["train.seed", str(2**64)]),
-    "lr-nan": (_config(lambda d: d["train"]["optim"].update(lr=float("nan"))), ["train.optim.lr must be a number in (0, 1e+06]", "nan"]),
+    "lr-nan": (_config(lambda d: d["train"]["optim"].update(lr=float("nan"))), ["train.optim.lr must be a number in (0, 1e6]", "nan"]),
     "lr-infinite": (_config(lambda d: d["train"]["optim"].update(lr=float("inf"))), ["train.optim.lr", "inf"]),
     "dtype-unknown": (_config(lambda d: d.update(dtype="float16")), ["dtype must be one of float32, float64"]),
     "schema-width-off": (_config(lambda d: d["data"].update(schema={"label": "y", "impute": "none", "columns": [
         {"name": "a", "kind": "numeric", "type": "double"}]})), ["data.schema.columns", "784"]),
     "kind-disagrees": (_config(lambda d: d["train"]["model"].update(kind="mlp")), ["train.model.kind", "softmax"]),
-    "label-not-text": (_config(lambda d: d["data"].update(label=7)), ["data.label"]),
+    "label-not-text": (_config(lambda d: d["data"]["source"].update(label=7)), ["data.source.label"]),
+    "drop-not-names": (_config(lambda d: d["data"]["source"].update(drop="id")), ["data.source.drop", "column names"]),
+    "impute-unknown": (_config(lambda d: d["data"]["source"].update(impute="mode")), ["data.source.impute"]),
     "unknown-data-field": (_config(lambda d: d["data"].update(secret=1)), ["data.secret", "unknown data field"]),
     "format-from-the-future": (_config(lambda d: d.update(format=99, softreg_version="9.9.0")),
                                ["written by softreg 9.9.0 (run format 99)", "upgrade softreg"]),
     "format-not-a-number": (_config(lambda d: d.update(format="2")), ["format must be an integer"]),
-    "spec-relative": (_config(lambda d: d["data"].update(spec="../../../etc/passwd")),
-                      ["data.spec", "absolute path"]),
-    "spec-url": (_config(lambda d: d["data"].update(spec="https://example.invalid/x.csv")), ["data.spec"]),
+    "spec-relative": (_config(lambda d: d["data"]["source"].update(spec="../../../etc/passwd")),
+                      ["data.source.spec", "absolute path"]),
+    "spec-url": (_config(lambda d: d["data"]["source"].update(spec="https://example.invalid/x.csv")),
+                 ["data.source.spec"]),
+    "test-relative": (_config(lambda d: d["data"]["source"].update(test="elsewhere/t10k")),
+                      ["data.source.test", "absolute path"]),
 }
 
 
@@ -135,7 +141,7 @@ def test_spec_pointing_at_an_arbitrary_file_is_never_opened(run_cli, trained_idx
     run = Path(shutil.copytree(trained_idx_run[1], tmp_path / "run"))
     fifo = tmp_path / "secret"
     os.mkfifo(fifo)
-    _config(lambda d: d["data"].update(spec=str(fifo)))(run)
+    _config(lambda d: d["data"]["source"].update(spec=str(fifo)))(run)
     code, _, err = run_cli("evaluate", run)
     assert_user_error(code, err, str(fifo), "unsupported file type")
 
@@ -145,7 +151,7 @@ def test_spec_naming_a_dataset_downloads_only_from_the_catalogue_into_the_users_
     from softreg.data.idx import catalog
 
     run = Path(shutil.copytree(trained_idx_run[1], tmp_path / "run"))
-    _config(lambda d: d["data"].update(spec="kmnist"))(run)
+    _config(lambda d: d["data"]["source"].update(spec="kmnist"))(run)
     monkeypatch.setattr(catalog.DATASETS["kmnist"], "mirrors", ["http://127.0.0.1:9/"])  # refused at once
     code, _, err = run_cli("evaluate", run, "--data-dir", tmp_path / "cache")
     assert_user_error(code, err, "could not download kmnist", "http://127.0.0.1:9/",
@@ -153,15 +159,27 @@ def test_spec_naming_a_dataset_downloads_only_from_the_catalogue_into_the_users_
 
 
 def _as_softreg_0_1(doc: dict) -> dict:
-    """A format-2 config.json written as softreg 0.1 wrote it: flat settings, no format number."""
+    """A format-3 config.json of an IDX run written as softreg 0.1 wrote it: flat settings, no format number."""
     from softreg.training.config import TrainConfig, flat_settings
 
     flat = flat_settings(TrainConfig.from_dict(doc["train"]))
-    flat.pop("dtype"), flat.pop("stall_stop"), flat.pop("impute")
+    flat.pop("dtype"), flat.pop("stall_stop")
     flat.update(recipe=doc["train"]["recipe"], device="cpu", threads=0, log_every=0)
-    data = {k: v for k, v in doc["data"].items() if k not in ("options", "schema")}
+    data = {k: v for k, v in doc["data"].items() if k not in ("source", "origin", "schema")}
+    data.update(spec=doc["data"]["source"]["spec"], source=doc["data"]["origin"], label=None)
     return {"softreg_version": "0.1.0", "model": doc["model"], "preprocess": doc["preprocess"], "train": flat,
             "data": data}
+
+
+def _as_softreg_0_2(doc: dict) -> dict:
+    """A format-3 config.json as softreg 0.2 wrote it (format 2): table options under data.options, the
+    imputation with the training settings, the origin under data.source."""
+    source = doc["data"]["source"]
+    data = {k: v for k, v in doc["data"].items() if k not in ("source", "origin")}
+    data.update(spec=source["spec"], source=doc["data"]["origin"], label=source["label"],
+                options={k: source[k] for k in ("test", "drop", "columns", "header", "sep", "stream")})
+    train = {**doc["train"], "data": {**doc["train"]["data"], "impute": source["impute"]}}
+    return {**doc, "format": 2, "softreg_version": "0.2.0", "train": train, "data": data}
 
 
 def test_runs_saved_by_softreg_0_1_are_read(trained_idx_run, tmp_path):
@@ -175,9 +193,27 @@ def test_runs_saved_by_softreg_0_1_are_read(trained_idx_run, tmp_path):
     assert torch.equal(old.model.predict_proba(X), original.model.predict_proba(X))
 
 
+def test_runs_saved_by_softreg_0_2_are_read_with_their_table_options(run_cli, tmp_path):
+    rows = ["a;b;note;label"] + [f"{i % 2 * 3 + (i % 5) * 0.1};{'' if i % 9 == 0 else i % 7};n{i};{'xy'[i % 2]}"
+                                 for i in range(60)]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n")
+    run = tmp_path / "run"
+    code, _, err = run_cli("train", "--data", tmp_path / "t.csv", "--sep", ";", "--drop", "note", "--impute", "zero",
+                           "--out", run)
+    assert code == 0, err
+    original = load_run(run)
+    doc = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(_as_softreg_0_2(doc)))
+    old = load_run(run)
+    assert old.source() == original.source() and old.source().impute == "zero" and old.source().drop == ("note",)
+    assert old.config == original.config and old.data["origin"] == original.data["origin"]
+    code, _, err = run_cli("evaluate", run)  # read again with the 0.2 run's options
+    assert code == 0, err
+
+
 def test_saved_config_declares_its_format(trained_idx_run):
     doc = json.loads((trained_idx_run[1] / "config.json").read_text())
-    assert doc["format"] == schema.FORMAT == 2
+    assert doc["format"] == schema.FORMAT == 3
 
 
 def test_older_formats_are_upgraded_or_refused_naming_their_softreg(trained_idx_run, tmp_path, monkeypatch):
@@ -186,7 +222,8 @@ def test_older_formats_are_upgraded_or_refused_naming_their_softreg(trained_idx_
     path = tmp_path / "config.json"
     path.write_text(json.dumps(doc))
     upgraded = runfiles.load_config(path, "9.9")
-    assert upgraded["format"] == 2 and upgraded["train"]["optim"]["lr"] == doc["train"]["lr"]
+    assert upgraded["format"] == 3 and upgraded["train"]["optim"]["lr"] == doc["train"]["lr"]
+    assert upgraded["data"]["source"]["spec"] == doc["data"]["spec"]
     v1 = schema.FORMATS[1]
     monkeypatch.setitem(schema.FORMATS, 1, schema.RunFormat(1, v1.config, v1.metrics, v1.history_columns,
                                                              v1.agree))  # no upgrade: refused

@@ -199,7 +199,7 @@ def test_weights_and_random_samples(client, predictors, test_images):
     assert first == client.get("/v1/models/images/samples/random", params={"seed": 5}).json()
     i = first["index"]
     assert first["instance"] == test_images[i].reshape(-1).float().tolist()
-    split = load_dataset(str(predictors["images"].run.data["spec"])).test
+    split = load_dataset(str(predictors["images"].run.data["source"]["spec"])).test
     assert first["label"] == predictors["images"].classes[int(split.y[i])]
 
 

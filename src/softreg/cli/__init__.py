@@ -13,7 +13,7 @@ import errno
 import os
 import sys
 
-from softreg.system import signals
+from softreg.system import processes, signals
 
 # modules of softreg.cli that register commands (the typer app is softreg.cli.app.app)
 COMMANDS = ("train", "inspect", "predict", "serve", "export", "datasets")
@@ -21,7 +21,7 @@ ARGV: list[str] = []  # this invocation's arguments (`softreg train --nproc N` r
 
 
 def _say(line: str) -> None:
-    if os.environ.get("RANK", "0") != "0":  # a distributed job: rank 0 speaks for it
+    if not processes.is_main():  # a distributed job: rank 0 speaks for it
         return
     try:
         print(line, file=sys.stderr, flush=True)
@@ -42,6 +42,7 @@ def _run(argv: list[str] | None) -> int:
         importlib.import_module(f"softreg.cli.{name}")
     import typer
 
+    from softreg import settings as S
     from softreg.cli.app import app, one_line
     from softreg.errors import SoftregError
 
@@ -59,7 +60,7 @@ def _run(argv: list[str] | None) -> int:
     try:
         # make_context / invoke rather than command.main: click's main turns Ctrl-C and a broken
         # pipe into its own exits (with an extra line on stderr); here they reach main() intact.
-        with command.make_context("softreg", args) as ctx:
+        with command.make_context("softreg", args) as ctx, S.flag_spelling():  # messages name flags
             code = command.invoke(ctx)
         return code if isinstance(code, int) else 0
     except no_args as exc:  # bare `softreg` or `softreg CMD`
@@ -85,7 +86,7 @@ def _run(argv: list[str] | None) -> int:
                           "use a shorter name.")
         raise
     except RuntimeError as exc:  # torch's allocator reports a failed allocation this way
-        if "RANK" in os.environ:  # a distributed job: another process died or stopped answering
+        if processes.launched():  # a distributed job: another process died or stopped answering
             from softreg.training.distributed import peer_failure
 
             message = peer_failure(exc)
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         # namedtuple build their methods that way, torch's import runs many) and then ends the
         # process by SIGINT, whatever status we exit with: leave directly, output flushed.
         signals.exit_now(code)
-    if argv is None and os.environ.get("WORLD_SIZE", "1") != "1":
+    if argv is None and processes.launched():
         # A process of a torch.distributed job: interpreter teardown may abort it (gloo's worker
         # threads can still hold work objects with Python references: "terminate called", SIGABRT,
         # seen in a 2-process DDP run). Its files are complete (every write is

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 
 import typer
 
+from softreg import settings as S
 from softreg.errors import UserInputError
 
 
@@ -36,41 +37,62 @@ def _root(
     pass
 
 
-# The names each option accepts, written out here so that `--help` needs no torch; a test holds
-# them equal to the library's own lists (softreg.config, softreg.models, softreg.data).
-CHOICES: dict[str, tuple[str, ...]] = {
-    "model": ("softmax", "logistic", "mlp"),
-    "optimizer": ("sgd", "adam", "lbfgs"),
-    "activation": ("sigmoid", "tanh", "relu"),
-    "schedule": ("constant", "cosine"),
-    "init": ("default", "zeros"),
-    "preprocess": ("auto", "none", "pixels", "standardize", "scale"),
-    "recipe": ("default", "default-mlp", "lesson", "lesson-table"),
-    "invert": ("auto", "yes", "no"),
-    "impute": ("none", "mean", "median", "zero"),
-    "data": ("digits", "mnist", "fashion-mnist", "kmnist", "toy", "toy-binary", "xor"),
-}
-# other spellings of dataset names (softreg.data.idx.catalog.DatasetInfo.aliases)
-DATA_ALIASES: dict[str, str] = {
-    "fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
-    "k-mnist": "kmnist", "kuzushiji-mnist": "kmnist",
-}
+# Options of the command line alone (the training settings' names come from softreg.settings).
+CLI_CHOICES: dict[str, tuple[str, ...]] = {"invert": ("auto", "yes", "no")}
+
+
+def choices(option: str) -> tuple[str, ...]:
+    """The names ``--option`` accepts: a training setting's declared choices, or the command line's own."""
+    if option in CLI_CHOICES:
+        return CLI_CHOICES[option]
+    if option == "data":
+        from softreg.data.names import DATASET_NAMES
+
+        return DATASET_NAMES
+    return S.SETTINGS[option].choices
 
 
 def metavar(option: str) -> str:
     """How ``--help`` shows the names an option accepts, e.g. ``[sgd|adam|lbfgs]``."""
-    return "[" + "|".join(CHOICES[option]) + "]"
+    return "[" + "|".join(choices(option)) + "]"
 
 
-def pick(value: Optional[str], option: str, choices: Optional[Sequence[str]] = None) -> Optional[str]:
+def setting_help(name: str) -> str:
+    """A setting's help, its default and the recipes that set it otherwise (softreg.settings)."""
+    setting = S.SETTINGS[name]
+    base = setting.default
+
+    def shown(value) -> str:
+        if isinstance(value, (list, tuple)):
+            return ",".join(map(str, value)) or "none"
+        if value is None:
+            return setting.kind.meaning if isinstance(setting.kind, S.Optional) else "auto"
+        if isinstance(value, bool):
+            return str(value).lower()
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    others = [f"{recipe}: {shown(values[name])}" for recipe, values in S.RECIPES.items()
+              if name in values and values[name] != base]
+    return f"{setting.help} (default: {shown(base)}{'; ' + ', '.join(others) if others else ''})"
+
+
+def option(name: str, *, metavar_text: str | None = None):
+    """The typer option of training setting ``name``: its flag, metavar and help from the declaration."""
+    setting = S.SETTINGS[name]
+    if metavar_text is None and setting.choices:
+        metavar_text = metavar(name)
+    return typer.Option(None, *setting.option.split(" "), metavar=metavar_text, help=setting_help(name))
+
+
+def pick(value: Optional[str], option: str, names: Optional[Sequence[str]] = None) -> Optional[str]:
     """``value`` as one of the names ``--option`` accepts, whatever its case; None stays None.
 
-    ``choices`` defaults to ``CHOICES[option]``. An unknown name raises UserInputError naming
+    ``names`` defaults to ``choices(option)``. An unknown name raises UserInputError naming
     the option, the value, the closest known name and the full list.
     """
     if value is None:
         return None
-    names = tuple(choices if choices is not None else CHOICES[option])
+    names = tuple(names if names is not None else choices(option))
     key = value.strip().lower()
     for name in names:
         if name.lower() == key:
@@ -87,25 +109,24 @@ def data_spec(value: str) -> str:
     A bare word that is neither a known name nor an existing file or folder raises
     UserInputError with the closest known name.
     """
-    key = value.strip().lower()
-    if key in CHOICES["data"]:
-        return key
-    if key in DATA_ALIASES:
-        return DATA_ALIASES[key]
+    from softreg.data.names import DATASET_ALIASES, DATASET_NAMES
     from softreg.system.limits import check_path
+
+    key = value.strip().lower()
+    if key in DATASET_NAMES:
+        return key
+    if key in DATASET_ALIASES:
+        return DATASET_ALIASES[key]
 
     path = check_path(value, "--data")  # a name over 255 bytes is one line, not an OSError
     if path.exists() or path.suffix or len(path.parts) > 1:
         return value
-    close = difflib.get_close_matches(key, CHOICES["data"] + tuple(DATA_ALIASES), n=1, cutoff=0.5)
-    hint = f"Did you mean {DATA_ALIASES.get(close[0], close[0])!r}? " if close else ""
+    close = difflib.get_close_matches(key, DATASET_NAMES + tuple(DATASET_ALIASES), n=1, cutoff=0.5)
+    hint = f"Did you mean {DATASET_ALIASES.get(close[0], close[0])!r}? " if close else ""
     raise UserInputError(
-        f"--data {value!r} is neither a known dataset ({', '.join(CHOICES['data'])}) nor an existing "
+        f"--data {value!r} is neither a known dataset ({', '.join(DATASET_NAMES)}) nor an existing "
         f"file or folder. {hint}Give one of those names or the path of a table or IDX folder."
     )
-
-DATA_HELP = ("digits (bundled, default), mnist, fashion-mnist, kmnist, toy, toy-binary, xor, "
-             "a folder of IDX files, a .csv / .parquet table, or an svmlight file (.svm)")
 
 
 def echo(text: str = "") -> None:
@@ -140,14 +161,10 @@ def print_metrics(metrics: dict) -> None:
 
 
 def load_run_data(run, data: Optional[str], data_dir: Optional[str]):
-    from softreg.runs.folder import load_run_dataset
+    """The data to score a run on (its own, or ``--data``: softreg.data.open_scoring), notes printed."""
+    from softreg.data.source import open_scoring
 
-    if data is not None and run.model_config.index_base is not None:  # an svmlight file, numbered as in training
-        from softreg.data.svmlight.files import load_scoring_svmlight
-
-        dataset = load_scoring_svmlight(data, run)
-    else:
-        dataset = load_run_dataset(run, data, data_dir)
+    dataset = open_scoring(run.source(data_dir), run.expected, data=data)
     for line in dataset.notes:
         note(line)
     return dataset

@@ -25,7 +25,7 @@ def evaluate(
     from softreg.report.metrics import check_top_k, evaluate_split, format_metrics
     from softreg.system.io import write_json
     from softreg.runs.folder import load_run
-    from softreg.training.device import resolve_device
+    from softreg.system.device import resolve_device
 
     check_top_k(top_k)
     data = data_spec(data) if data is not None else None
@@ -35,7 +35,7 @@ def evaluate(
     splits = {name: evaluate_split(run.model, split, classes, top_k)
               for name, split in (("train", dataset.train), ("test", dataset.test)) if split is not None and len(split)}
     if save:
-        doc = {"run": str(run_dir), "data": data or run.data["spec"], "classes": classes, "splits": splits}
+        doc = {"run": str(run_dir), "data": data or run.data["source"]["spec"], "classes": classes, "splits": splits}
         written = write_json(Path(run_dir) / "evaluation.json", doc)
     echo(f"run: {run_dir}  data: {dataset.name}")
     print_metrics({f"{name}_{key}": result[field] for name, result in splits.items()
@@ -62,7 +62,7 @@ def report(
     from softreg.report.metrics import check_top_k
     from softreg.report.html import prepare_folder, write_report
     from softreg.runs.folder import load_run
-    from softreg.training.device import resolve_device
+    from softreg.system.device import resolve_device
 
     check_top_k(top_k)
     data = data_spec(data) if data is not None else None

@@ -1,4 +1,7 @@
-"""The in-memory dataset: tensors for each split, class names and image shape."""
+"""Datasets: in memory (``Dataset``: tensors for each split) or streamed from disk (``StreamData``:
+a batch source for each split), with what both say about the data (classes, image shape, origin).
+
+``streamed`` tells the two apart, ``sparse`` says whether the rows are CSR (svmlight files)."""
 
 from __future__ import annotations
 
@@ -34,13 +37,14 @@ class Dataset:
     preprocessing of a model trained on this data is derived from it.
     """
 
+    streamed = False  # the splits are tensors (StreamData: batch sources read from disk)
     name: str
     train: Split
     test: Split | None
     classes: list[str]
     image_shape: tuple[int, ...] | None = None
     pixel_max: float | None = None
-    source: str = ""
+    origin: str = ""  # where the rows came from, for people: a folder, a file, "scikit-learn (bundled)"
     feature_names: list[str] | None = field(default=None)
     schema: object = None  # tables: the TableSchema that turned the columns into features
     notes: list[str] = field(default_factory=list)  # things worth telling the user about the data
@@ -49,6 +53,10 @@ class Dataset:
     def with_train(self, train: Split) -> "Dataset":
         """The same dataset with another training split (a validation split held out, say)."""
         return replace(self, train=train)
+
+    @property
+    def sparse(self) -> bool:
+        return self.index_base is not None
 
     @property
     def n_classes(self) -> int:
@@ -119,4 +127,42 @@ class Dataset:
             raise UserInputError(
                 f"{self.name}: found {self.n_classes} class; a classifier needs at least two."
             )
+        return self
+
+
+@dataclass
+class StreamData:
+    """A streamed dataset: batch sources for the splits (softreg.data.shuffle.StreamSource), and what
+    the model stores about the data, fitted in a pass over the training rows (the preprocessing, a
+    table's schema)."""
+
+    streamed = True
+    name: str
+    origin: str
+    classes: list[str]
+    train: object  # StreamSource
+    test: object | None
+    preprocess: object  # softreg.models.preprocess.Preprocess
+    schema: object = None
+    image_shape: tuple[int, ...] | None = None
+    pixel_max: float | None = None
+    feature_names: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+    index_base: int | None = None  # sparse (svmlight) rows: the file index of feature 0; None: dense
+
+    @property
+    def sparse(self) -> bool:
+        return self.index_base is not None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def n_features(self) -> int:
+        return self.train.n_features
+
+    def validate(self) -> "StreamData":
+        if self.n_classes < 2:
+            raise UserInputError(f"{self.name}: found {self.n_classes} class; a classifier needs at least two.")
         return self

@@ -30,5 +30,5 @@ def digits() -> Dataset:
         classes=[str(i) for i in range(10)],
         image_shape=(8, 8),
         pixel_max=16.0,
-        source="scikit-learn (bundled)",
+        origin="scikit-learn (bundled)",
     )

@@ -35,7 +35,7 @@ def _table(name: str, X: list, y: list, classes: list[str]) -> Dataset:
         train=split,
         test=None,
         classes=classes,
-        source="built in (lesson table)",
+        origin="built in (lesson table)",
         feature_names=[f"x{i + 1}" for i in range(len(X[0]))],
     )
 

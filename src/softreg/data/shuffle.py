@@ -156,15 +156,18 @@ class StreamSource:
         if shuffle and not self.ordered:
             order = torch.randperm(len(self.pieces), generator=generator).tolist()
         mine = [self.pieces[i] for i in order][rank::world]
+        # a process that reads only some of the pieces takes as many steps as the others: when its rows
+        # run out it starts its pieces again, and every batch counts as the global batch's share
+        partial = len(mine) < len(self.pieces)
         size = local_batch(batch_size, rank, world)
         steps = steps_for(self.n_rows, batch_size, drop_last)
         capacity = max(32 * size, BUFFER_BYTES // self.row_bytes)
 
         def stream() -> Iterator[Block]:
-            if world == 1:
-                blocks = self._blocks(mine)
-            else:  # equal steps on every process: one that runs out of rows starts its pieces again
+            if partial:
                 blocks = (block for _ in iter(int, 1) for block in self._blocks(mine))
+            else:
+                blocks = self._blocks(mine)
             if shuffle:
                 kind = SparseShuffleBuffer if self.sparse else ShuffleBuffer
                 buffer = kind(min(capacity, max(2, self.n_rows // world + 1)), generator)
@@ -176,10 +179,10 @@ class StreamSource:
         produced = stream()
         for step in range(steps):
             X, y = next(produced, (None, None))
-            if X is None or (world == 1 and drop_last and X.shape[0] < size):
+            if X is None or (not partial and drop_last and X.shape[0] < size):
                 return
             if step >= skip:
-                yield Batch(X, y, None, X.shape[0] if world == 1 else batch_size)
+                yield Batch(X, y, None, batch_size if partial else X.shape[0])
 
     def chunks(self, size, rank=0, world=1):
         for X, y in rebatch(self._blocks(self.pieces[rank::world]), size):

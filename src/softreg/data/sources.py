@@ -9,7 +9,7 @@ processes' shares of a gradient add up to the gradient of the whole batch.
 ``InMemorySource`` keeps the data in tensors (on the training device) and gathers each batch by
 index from a permutation of the rows, as ``DataLoader(shuffle=True)`` would; sparse CSR rows are
 gathered the same way (softreg.models.sparse.take_rows) into one CSR tensor per batch. Streaming sources
-(``softreg.data.stream``) read from disk through a bounded shuffle buffer.
+(``softreg.data.shuffle.StreamSource``) read from disk through a bounded shuffle buffer.
 """
 
 from __future__ import annotations
@@ -84,7 +84,8 @@ class InMemorySource:
                  rank: int = 0, world: int = 1, device: torch.device | str = "cpu", n_rows: int | None = None):
         self.n_rows = int(n_rows if n_rows is not None else y.shape[0])
         self.lo, self.hi = share(self.n_rows, rank, world)
-        if n_rows is None and world > 1:  # given all rows: keep this process's share only
+        self.partial = (self.lo, self.hi) != (0, self.n_rows)  # this process holds only some of the rows
+        if n_rows is None and self.partial:  # given all rows: keep this process's share only
             X, y = row_range(X, self.lo, self.hi), y[self.lo : self.hi]
             w = None if w is None else w[self.lo : self.hi]
         self.device = torch.device(device)
@@ -111,7 +112,7 @@ class InMemorySource:
                 rows: torch.Tensor | slice = slice(lo - self.lo, max(lo, hi) - self.lo)
             else:
                 global_rows = order[start:stop]
-                if world > 1:
+                if self.partial:
                     mine = (global_rows >= self.lo) & (global_rows < self.hi)
                     global_rows = global_rows[mine]
                 rows = global_rows - self.lo if self.lo else global_rows

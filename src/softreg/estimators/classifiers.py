@@ -30,6 +30,7 @@ Every fit minimises the weighted mean cross-entropy plus
 
 from __future__ import annotations
 
+import math
 import warnings
 from numbers import Integral, Real
 
@@ -45,6 +46,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch.func import functional_call
 
+from softreg import settings as S
 from softreg.training import auto as _auto
 from softreg.estimators import hooks as _fit_hooks
 from softreg.estimators.docs import LINEAR_DOC, MLP_DOC, PARAMETERS_DOC
@@ -52,24 +54,37 @@ from softreg.estimators.rows import prepare_rows
 from softreg.estimators.sklearn_compat import (CallbackSupportMixin, Interval, StrOptions, check_sample_weight,
                                      validate_params, with_callbacks)
 from softreg.data.base import Dataset, Split
-from softreg.data.sources import InMemorySource
-from softreg.models.sparse import from_scipy, take_rows
+from softreg.models.sparse import CHUNK_ROWS, from_scipy, take_rows
 from softreg.models import scores_to_log_proba
 from softreg.training.config import Runtime, TrainConfig, config_from_flat
-from softreg.training.device import resolve_device
-from softreg.training.loop import cpu_threads, train_epoch
-from softreg.training.loop import fit as train_fit
+from softreg.system.device import resolve_device
 from softreg.training.plan import auto_batch_size, describe, make_plan
 from softreg.training.state import History
-from softreg.training.trainer import new_state, split_validation
+from softreg.training.fitting import prepare
+from softreg.training.trainer import split_validation
 
 ADAM_LEARNING_RATE = 1e-3  # learning_rate='auto' with Adam (scikit-learn's MLPClassifier default) ...
 ADAM_ONLINE_LEARNING_RATE = 3e-3  # ... and in partial_fit, where one pass must learn (BENCHMARKS.md)
 LBFGS_LEARNING_RATE = 1.0  # L-BFGS's first trial step, scaled by its line search
 AVERAGE = 0.75  # the recipe's averaging window: the last 75% of the updates (softreg.training.config)
-ACTIVATIONS = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid", "logistic": "sigmoid"}  # logistic: sklearn's name
-SCORE_CHUNK = 8192  # rows scored at once
+ALIASES = {"logistic": "sigmoid"}  # scikit-learn's name for an activation
 DTYPES = (np.float64, np.float32)  # accepted as given; anything else becomes float64
+
+
+def _from_setting(name: str, *words: str) -> list:
+    """scikit-learn's constraint for a parameter that is training setting ``name`` (softreg.settings),
+    also admitting ``words`` (such as 'auto')."""
+    kind = S.setting(name).kind
+    extra = set(words)
+    if isinstance(kind, S.OrWord):
+        extra.add(kind.word)
+        kind = kind.kind
+    if isinstance(kind, S.Choice):
+        return [StrOptions(set(kind.choices) | extra)]
+    closed = {(False, False): "both", (True, False): "right", (False, True): "left", (True, True): "neither"}
+    number = Interval(Integral if kind.integer else Real, kind.lo, None if kind.hi == math.inf else kind.hi,
+                      closed=closed[(kind.open_lo, kind.open_hi and kind.hi != math.inf)])
+    return [number] + ([StrOptions(extra)] if extra else [])
 
 
 def _decision(scores: torch.Tensor) -> torch.Tensor:
@@ -97,14 +112,14 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
-        "optimizer": [StrOptions({"auto", "lbfgs", "sgd", "adam"})],
-        "learning_rate": [Interval(Real, 0, 1e6, closed="right"), StrOptions({"auto"})],
-        "schedule": [StrOptions({"constant", "cosine"})],
-        "average": [Interval(Real, 0, 1, closed="both"), StrOptions({"auto"})],
-        "momentum": [Interval(Real, 0, 1, closed="left")],
+        "optimizer": _from_setting("optimizer", "auto"),
+        "learning_rate": _from_setting("lr", "auto"),
+        "schedule": _from_setting("schedule"),
+        "average": _from_setting("average", "auto"),
+        "momentum": _from_setting("momentum"),
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        "tol": _from_setting("tol"),
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -183,19 +198,15 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         validation = None
         if self.early_stopping:
             data, validation, w = self._hold_out(data, w, seed)
-        device = resolve_device(self.device)
         runtime = Runtime(device=self.device)
         config = self._choose_alpha(data, config, runtime, w, rows)
-        state = new_state(data, config, runtime, has_validation=validation is not None,
-                          device=device, model=self.model_ if warm else None)
-        source = InMemorySource(data.train.X, data.train.y, None if w is None else w.to(state.model.dtype),
-                                device=device)
-        val_source = None if validation is None else InMemorySource(validation.X, validation.y, device=device)
-        lines = describe(config, state.plan, "none", str(device)) if self.verbose else []
-        callbacks, root = _fit_hooks.fit_callbacks(self, X, y, sample_weight, state.plan.epochs, lines)
-        train_fit(state, source, validation=val_source, callbacks=callbacks)
+        run = prepare(data, config, runtime, validation=validation, sample_weight=w,
+                      model=self.model_ if warm else None)
+        lines = describe(config, run.plan, "none", str(run.device)) if self.verbose else []
+        callbacks, root = _fit_hooks.fit_callbacks(self, X, y, sample_weight, run.plan.epochs, lines)
+        state = run.run(callbacks)
         self.model_ = state.model
-        self._state = None  # partial_fit after fit starts a fresh optimizer
+        self._run = None  # partial_fit after fit starts a fresh optimizer
         self.history_ = state.history
         self.n_iter_ = len(state.history)
         self.loss_curve_ = list(state.history.avg_cost)
@@ -238,25 +249,21 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             )
         codes = np.searchsorted(self.classes_, y).astype(np.int64)
         weights = self._row_weights(X, y, codes, sample_weight, partial=True)
-        device = resolve_device(self.device)
         rows = self._tensor(X)
         wt = None if weights is None else torch.tensor(weights / weights.mean(), dtype=torch.float32)
-        state = getattr(self, "_state", None)
-        if state is None:
+        run = getattr(self, "_run", None)
+        if run is None:  # the run every later call continues: its optimizer state carries over
             if self.alpha == "auto":
                 raise ValueError("alpha='auto' chooses the penalty by refitting on a validation split, which "
                                  "partial_fit cannot do; give alpha a number (or use fit).")
             config, _ = self._settings(X, len(codes), self._seed(), partial=True)
-            data = self._dataset(X, codes, rows)
-            state = self._state = new_state(data, config, Runtime(device=self.device), has_validation=False,
-                                            device=device, model=None if first else self.model_)
+            run = self._run = prepare(self._dataset(X, codes, rows), config, Runtime(device=self.device),
+                                      model=None if first else self.model_)
             if first:
-                self.model_ = state.model
+                self.model_ = run.state.model
                 self.history_, self.n_iter_, self.loss_curve_ = History(), 0, []
-        source = InMemorySource(rows, torch.from_numpy(codes), None if wt is None else wt.to(state.model.dtype),
-                                device=device)
-        with cpu_threads(state.plan.threads, device):
-            train_epoch(state, source)
+        run.epoch(run.rows(rows, torch.from_numpy(codes), wt))
+        state = run.state
         state.model.eval()
         row = state.history.rows[-1]
         cost, accuracy = row["avg_cost"], row["accuracy"]
@@ -295,8 +302,8 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         state = {name: t.detach().double() for name, t in [*model.named_parameters(), *model.named_buffers()]}
         chunks = []
         with torch.no_grad():
-            for start in range(0, X.shape[0], SCORE_CHUNK):
-                xb = X[start : start + SCORE_CHUNK]
+            for start in range(0, X.shape[0], CHUNK_ROWS):  # host rows (NumPy or SciPy), a chunk at a time
+                xb = X[start : start + CHUNK_ROWS]
                 xb = (from_scipy(xb, torch.float64, device) if sp.issparse(xb)
                       else torch.tensor(xb, dtype=torch.float64, device=device))
                 chunks.append(functional_call(model, state, (xb,)))
@@ -533,7 +540,7 @@ class MLPClassifier(_SoftregClassifier):
     _parameter_constraints: dict = {
         **_SoftregClassifier._parameter_constraints,
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
+        "activation": _from_setting("activation", "logistic"),
     }
 
     def __init__(self, hidden_layer_sizes: tuple[int, ...] | int = (100,), activation: str = "relu", *,
@@ -575,7 +582,7 @@ class MLPClassifier(_SoftregClassifier):
                 f"integers (units per hidden layer). Got {self.hidden_layer_sizes!r} instead. "
                 "Example: hidden_layer_sizes=(100,)."
             )
-        return [int(h) for h in sizes], ACTIVATIONS[self.activation]
+        return [int(h) for h in sizes], ALIASES.get(self.activation, self.activation)
 
 
 __all__ = ["SoftmaxRegressionClassifier", "LogisticRegressionClassifier", "MLPClassifier"]

@@ -10,6 +10,7 @@ import torch
 
 from softreg.system import io
 from softreg.errors import UserInputError
+from softreg.settings import spell
 
 OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -28,18 +29,18 @@ def predict_table(run, table: str | Path, out: str | Path, keep: list[str] | Non
     out = Path(out)
     kind = OUT_FORMATS.get(out.suffix.lower())
     if kind is None:
-        raise UserInputError(f"--out {out}: write predictions to a .csv or .parquet file.")
+        raise UserInputError(f"{spell('out', out)}: write predictions to a .csv or .parquet file.")
     schema = run.model.schema
     if schema is None:
-        raise UserInputError("this model was trained on images, not a table; give an image or --index.")
-    options = run.data.get("options") or {}
-    reader = TableReader(table, header=options.get("header"), sep=options.get("sep"))
+        raise UserInputError(f"this model was trained on images, not a table; give an image or {spell('index')}.")
+    source = run.source()
+    reader = TableReader(table, header=source.header, sep=source.sep)
     where = str(table)
     schema.check_columns(reader.names, where)
     keep = list(keep or [])
     unknown = [c for c in keep if c not in reader.names]
     if unknown:
-        raise UserInputError(f"--keep names column(s) {', '.join(map(repr, unknown))} that {where} does not have.")
+        raise UserInputError(f"{spell('keep')} names column(s) {', '.join(map(repr, unknown))} that {where} does not have.")
     classes = run.data["classes"]
     feature_columns = [c.name for c in schema.columns]
     columns = list(dict.fromkeys(feature_columns + keep))
@@ -69,7 +70,7 @@ def predict_table(run, table: str | Path, out: str | Path, keep: list[str] | Non
             raise UserInputError(f"{where}: the table has no rows to predict.")
         writer.close()
 
-    io.atomic_write(out, write, fix="choose another --out", what=f"--out {out}")
+    io.atomic_write(out, write, fix=f"choose another {spell('out')}", what=spell("out", out))
     return out, count["rows"]
 
 

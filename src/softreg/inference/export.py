@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from softreg.errors import UserInputError
+from softreg.settings import spell
 
 OPSET = 17  # onnxruntime >= 1.14 runs it
 ML_OPSET = 2  # ai.onnx.ml: LabelEncoder with int64 keys and string values
@@ -74,7 +75,7 @@ def to_onnx(predictor):
         nodes.append(helper.make_node("Mul", [x, const("scale", pre.scale.float())], ["h0"]))
         x = "h0"
     elif pre.kind != "none":
-        raise UserInputError(f"cannot export preprocessing {pre.kind!r} to ONNX; train with --preprocess none, "
+        raise UserInputError(f"cannot export preprocessing {pre.kind!r} to ONNX; train with {spell('preprocess', 'none')}, "
                              "pixels or standardize to export.")
     layers = _layers(model.net)
     for i, layer in enumerate(layers):
@@ -128,10 +129,10 @@ def export_onnx(predictor, out: str | Path) -> Path:
     """Write ``to_onnx(predictor)`` to ``out`` atomically (temporary file, then rename)."""
     out = Path(out)
     if out.suffix.lower() != ".onnx":
-        raise UserInputError(f"--out {out}: give a file name ending in .onnx.")
+        raise UserInputError(f"{spell('out', out)}: give a file name ending in .onnx.")
     folder = out.absolute().parent
     if not folder.is_dir():
-        raise UserInputError(f"--out {out}: folder {folder} does not exist; create it or pick another path.")
+        raise UserInputError(f"{spell('out', out)}: folder {folder} does not exist; create it or pick another path.")
     data = to_onnx(predictor).SerializeToString()
     tmp = None
     try:
@@ -146,7 +147,7 @@ def export_onnx(predictor, out: str | Path) -> Path:
         os.replace(tmp, out)
         tmp = None
     except OSError as exc:
-        raise UserInputError(f"--out {out}: cannot write there ({exc.strerror or exc}); pick another path.") from None
+        raise UserInputError(f"{spell('out', out)}: cannot write there ({exc.strerror or exc}); pick another path.") from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)

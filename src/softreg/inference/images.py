@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from softreg.errors import UserInputError
+from softreg.settings import spell
 
 # Only the formats softreg means to read: Pillow knows dozens more (EPS would start Ghostscript).
 ALLOWED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
@@ -236,9 +237,9 @@ def prepare(grey: np.ndarray, convention: Convention, invert: str = "auto",
     Returns pixels of shape ``convention.shape`` in [0, pixel_max].
     """
     if invert not in INVERTS:
-        raise UserInputError(f"--invert must be auto, yes or no; got {invert!r}.")
+        raise UserInputError(f"{spell('invert')} must be auto, yes or no; got {invert!r}.")
     if fit not in FITS:
-        raise UserInputError(f"--fit must be auto, dataset or resize; got {fit!r}.")
+        raise UserInputError(f"{spell('fit')} must be auto, dataset or resize; got {fit!r}.")
     shape, top = convention.shape, convention.pixel_max
     if fit == "auto":
         fit = "as-is" if tuple(grey.shape) == shape else "dataset"
@@ -274,7 +275,7 @@ def read_image(path: str | Path, image_shape: tuple[int, int], pixel_max: float,
     A shortcut for ``prepare(load_grey(path), convention_for(dataset, ...))``.
     """
     if invert not in INVERTS:
-        raise UserInputError(f"--invert must be auto, yes or no; got {invert!r}.")
+        raise UserInputError(f"{spell('invert')} must be auto, yes or no; got {invert!r}.")
     convention = convention_for(dataset, image_shape, pixel_max)
     return prepare(load_grey(path), convention, invert, fit).pixels.unsqueeze(0)
 

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 
 from softreg.errors import UserInputError
+from softreg.settings import spell
 from softreg.inference.images import EMPTY_NOTE, MAX_PIXELS, PreparedImage, convention_for, load_grey, prepare
 
-CHUNK = 8192  # rows scored at once: bounds memory on large batches
 EMPTY_ROW = 0.1  # an image row whose brightest pixel is below this share of pixel_max is empty
 _UNSET = object()
 
@@ -260,7 +260,7 @@ class Predictor:
     def _need_images(self) -> None:
         if self.convention is None:
             raise UserInputError(f"{self.name}: this model was trained on a table, not images; "
-                                 "use --features or --index (rows of feature values) instead.")
+                                 f"use {spell('features')} or {spell('index')} (rows of feature values) instead.")
 
     def prepare_image(self, source: bytes | str | Path, invert: str = "auto",
                       fit: str = "auto") -> PreparedImage:
@@ -286,20 +286,13 @@ class Predictor:
             return self._dataset
 
     def _load_dataset(self):
-        from softreg.data import load_dataset
-        from softreg.data.svmlight.files import load_svmlight
+        from softreg.data.source import open_scoring
 
-        spec = self.run.data.get("spec")
+        # the run's own data, read as in training but into memory (test samples are picked by index);
+        # never a download from here
+        source = self.run.source(self.data_dir).with_(stream=False)
         try:
-            if self.sparse:  # read with the model's feature numbering (and its test file, as trained)
-                test = (self.run.data.get("options") or {}).get("test")
-                data = load_svmlight(spec, test=test, index_base=self.index_base, n_features=self.n_features)
-            else:
-                data = load_dataset(spec, data_dir=self.data_dir, label=self.run.data.get("label"), download=False)
-            if data.n_features != self.n_features:
-                raise UserInputError(f"{spec} has {data.n_features} features per sample but the model "
-                                     f"expects {self.n_features}")
-            return data.relabel(self.classes)
+            return open_scoring(source, self.run.expected, download=False)
         except UserInputError as exc:
             self.data_problem = " ".join(str(exc).split())
             return None
@@ -334,7 +327,8 @@ class Predictor:
         split = self.test_split()
         if split is None:
             raise UserInputError(f"{self.name}: the run's data cannot be loaded ({self.data_problem}); "
-                                 "make it available (e.g. softreg train --data NAME downloads it) or pass an input.")
+                                 "make it available (softreg train --data NAME downloads a named dataset) or pass "
+                                 "an input.")
         return split
 
     def novelty(self):
@@ -379,7 +373,7 @@ class Predictor:
         or of sparse CSR rows (N, n_features)."""
         from softreg.models.sparse import row_chunks
 
-        parts = [self.model.predict_proba(chunk.to(self.device)).cpu() for chunk in row_chunks(X, CHUNK)]
+        parts = [self.model.predict_proba(chunk.to(self.device)).cpu() for chunk in row_chunks(X)]
         return torch.cat(parts) if parts else torch.empty(0, len(self.classes))
 
     def predictions(self, X: torch.Tensor, notes: list[list[str]] | None = None,
@@ -427,14 +421,14 @@ def predict_svmlight_file(run, path: str | Path, out: str | Path) -> tuple[Path,
 
     out = Path(out)
     if out.suffix.lower() != ".csv":
-        raise UserInputError(f"--out {out}: predictions of an svmlight file are written to a .csv file.")
-    split = load_scoring_svmlight(path, run, labelled=False).test  # the labels, if any, are not needed
+        raise UserInputError(f"{spell('out', out)}: predictions of an svmlight file are written to a .csv file.")
+    split = load_scoring_svmlight(path, run.expected, labelled=False).test  # the labels, if any, are not needed
     classes = [str(c) for c in run.data["classes"]]
     device = next(run.model.parameters()).device
     lines = [",".join(["predicted"] + [f"p_{c}" for c in classes])]
-    for chunk in row_chunks(split.X, CHUNK):
+    for chunk in row_chunks(split.X):
         probs = run.model.predict_proba(chunk.to(device)).double().cpu()
         for row, best in zip(probs.tolist(), probs.argmax(dim=1).tolist()):
             lines.append(",".join([classes[best]] + [f"{p:.6g}" for p in row]))
-    write_text(out, "\n".join(lines) + "\n", "choose another --out")
+    write_text(out, "\n".join(lines) + "\n", f"choose another {spell('out')}")
     return out, len(lines) - 1

@@ -7,33 +7,15 @@ import contextlib
 import os
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from softreg.data.source import DataSource, open_data
 from softreg.errors import UserInputError
 from softreg.training.config import Runtime, TrainConfig
-from softreg.training.device import resolve_device
 
 Echo = Callable[[str], None]
-
-
-@dataclass
-class DataArgs:
-    """Where the data comes from and how to read it (the command line's data options)."""
-
-    spec: str = "digits"  # a dataset name, an IDX folder, a table file or folder
-    data_dir: str | None = None  # dataset cache folder
-    label: str | None = None  # tables: the label column
-    test: str | None = None  # a separate test table / IDX folder
-    stream: bool = False  # read the training data from disk in bounded memory
-    drop: list[str] = field(default_factory=list)  # tables: columns to leave out
-    columns: list[str] | None = None  # tables: the only feature columns to use
-    header: bool | None = None  # CSV: True / False, or None to detect
-    sep: str | None = None  # CSV: the field separator (default ',' or tab for .tsv)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def default_out(spec: str, model: str, root: Path = Path("runs")) -> Path:
@@ -60,7 +42,7 @@ def check_threads(threads: int, echo: Echo) -> None:
              "slower, not faster. Leave --threads out to let softreg choose.")
 
 
-def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Path, *, echo: Echo,
+def run_training(source: DataSource, config: TrainConfig, runtime: Runtime, out: Path, *, echo: Echo,
                  note: Echo, progress: bool = False, resume: tuple[dict, dict] | None = None, comm=None,
                  given: frozenset[str] | None = None) -> Path:
     """Train and save a run folder at ``out``; returns it.
@@ -76,18 +58,17 @@ def run_training(args: DataArgs, config: TrainConfig, runtime: Runtime, out: Pat
     if comm is None:
         comm, _ = setup(runtime.device)
     try:
-        return _run(args, config, runtime, out, comm, echo=echo, note=note, progress=progress, resume=resume,
+        return _run(source, config, runtime, out, comm, echo=echo, note=note, progress=progress, resume=resume,
                     given=given)
     finally:
-        if comm.world > 1:
-            comm.close()
+        comm.close()
 
 
 def _quiet(text: str = "") -> None:
     """What processes other than rank 0 print: nothing."""
 
 
-def _run(args, config, runtime, out, comm, *, echo, note, progress, resume, given=None) -> Path:
+def _run(source, config, runtime, out, comm, *, echo, note, progress, resume, given=None) -> Path:
     from softreg.system import io, limits, locks
     from softreg.runs.folder import check_writable
 
@@ -103,30 +84,29 @@ def _run(args, config, runtime, out, comm, *, echo, note, progress, resume, give
                 check_writable(out)
                 # held from here to the save: a second training into the same --out fails at once
                 stack.enter_context(locks.lock(out, what=f"--out {out}", fix="choose another --out"))
-            dataset = load_data(args, config, progress, comm)
+            dataset = open_data(source, preprocess=config.data.preprocess, progress=progress, comm=comm)
             limits.check_model_size(dataset.n_features, config.model.hidden if config.model.kind == "mlp" else None,
                                     dataset.n_classes)
         except UserInputError as exc:  # found by one process: every process must hear of it
-            if comm.world == 1:
-                raise
             error = str(exc)
-        if comm.world > 1:
-            comm.check(error)
-        return _train_and_save(args, config, runtime, out, comm, dataset, echo=echo, note=note,
+        comm.check(error)
+        return _train_and_save(source, config, runtime, out, comm, dataset, echo=echo, note=note,
                                progress=progress, resume=resume, given=given)
 
 
-def _train_and_save(args, config, runtime, out, comm, dataset, *, echo, note, progress, resume, given=None) -> Path:
+def _train_and_save(source, config, runtime, out, comm, dataset, *, echo, note, progress, resume, given=None) -> Path:
     from softreg.runs.folder import save_result
     from softreg.training.callbacks import Checkpointer, EpochLog, ProgressBar
-    from softreg.training.plan import describe, make_plan
-    from softreg.training.trainer import preprocess_kind, runtime_for, train
+    from softreg.training.fitting import preprocess_kind
+    from softreg.training.l2path import describe_choice
+    from softreg.training.plan import describe
+    from softreg.training.trainer import assemble
 
     main = comm.rank == 0
     for line in dataset.notes:
         note(line)
     n_test = len(dataset.test) if dataset.test is not None else 0
-    echo(f"data: {dataset.name} ({dataset.source}): {len(dataset.train)} train, {n_test} test, "
+    echo(f"data: {dataset.name} ({dataset.origin}): {len(dataset.train)} train, {n_test} test, "
          f"{dataset.n_features} features, {dataset.n_classes} classes")
     if given is not None:
         from softreg.training.sparse_defaults import describe_settings, with_sparse_settings
@@ -134,11 +114,12 @@ def _train_and_save(args, config, runtime, out, comm, dataset, *, echo, note, pr
         config, chosen = with_sparse_settings(dataset, config, given, comm)
         if chosen:
             echo(describe_settings(chosen))
-    n_fit = len(dataset.train) - (round(len(dataset.train) * config.stop.validation_fraction)
-                                  if config.stop.validation_fraction else 0)
-    device = comm.device if comm.world > 1 else resolve_device(runtime.device)
-    plan = make_plan(config, n_fit, dataset.n_features, runtime_for(dataset, runtime, device), device.type)
-    for line in describe(config, plan, preprocess_kind(dataset, config), str(device), comm.world):
+    ready = assemble(dataset, config, runtime=runtime, resume=resume, comm=comm)  # --l2 auto's path runs here
+    if "l2_auto" in ready.extra_metrics:
+        echo(describe_choice(ready.extra_metrics["l2_auto"]))
+    plan = ready.fit.plan
+    for line in describe(ready.config, plan, preprocess_kind(dataset, ready.config), str(ready.fit.device),
+                         comm.world):
         echo(line)
     bar = ProgressBar() if progress else None
     # on a terminal the epoch lines go through the bar (above it, never over it); redirected
@@ -148,66 +129,24 @@ def _train_and_save(args, config, runtime, out, comm, dataset, *, echo, note, pr
     if bar is not None:
         callbacks.append(bar)
     if main and (runtime.checkpoint_every or runtime.checkpoint_seconds):
-        info = {"config": config.to_dict(), "data": args.to_dict(), "runtime": asdict(runtime)}
+        info = {"config": ready.config.to_dict(), "data": {**source.to_dict(), "data_dir": source.data_dir},
+                "runtime": asdict(runtime)}
         callbacks.append(Checkpointer(out, info, runtime.checkpoint_every, runtime.checkpoint_seconds))
     try:
-        result = train(dataset, config, runtime=runtime, callbacks=callbacks, resume=resume, comm=comm)
+        result = ready.run(callbacks)
     finally:
         if bar is not None:
             bar.close()
     if main:
-        save_result(out, result, dataset, args.spec, args.label, args.to_dict())
+        save_result(out, result, dataset, source)
     return out
-
-
-def load_data(args: DataArgs, config: TrainConfig, progress: bool = False, comm=None):
-    """The dataset the arguments name: in memory, or streamed from disk with --stream (table
-    options apply to tables only)."""
-    from softreg.data import load_dataset
-    from softreg.data.svmlight.files import is_svmlight
-    from softreg.data.tables.reader import is_table
-
-    table = is_table(Path(args.spec))
-    if args.stream:
-        from softreg.data.stream import open_stream
-
-        return open_stream(args, config, progress, comm)
-    if not table:
-        for option, value in (("--drop", args.drop), ("--columns", args.columns), ("--header/--no-header", args.header),
-                              ("--sep", args.sep), ("--impute", config.data.impute != "none" or None)):
-            if value:
-                raise UserInputError(f"{option} applies to tables (CSV / Parquet); {args.spec} is not one. "
-                                     "Leave the option out.")
-        if is_svmlight(args.spec):  # its test file is read with it: one feature numbering for both
-            return load_dataset(args.spec, label=args.label, test=args.test)
-        dataset = load_dataset(args.spec, data_dir=args.data_dir, label=args.label, progress=progress)
-        if args.test:
-            dataset = with_test_set(dataset, args.test, args.data_dir)
-        return dataset
-    return load_dataset(args.spec, data_dir=args.data_dir, label=args.label, test=args.test, drop=args.drop,
-                        columns=args.columns, header=args.header, sep=args.sep, impute=config.data.impute)
-
-
-def with_test_set(dataset, test: str, data_dir: str | None):
-    """``dataset`` scored on another dataset's test split (or its only split), classes matched by name."""
-    from softreg.data import load_dataset
-
-    other = load_dataset(test, data_dir=data_dir)
-    split = other.test if other.test is not None else other.train
-    if tuple(split.X.shape[1:]) != tuple(dataset.train.X.shape[1:]):
-        raise UserInputError(f"--test {test}: samples of shape {tuple(split.X.shape[1:])}, but the training "
-                             f"samples are {tuple(dataset.train.X.shape[1:])}; give a test set like the training data.")
-    relabelled = other.relabel(dataset.classes) if other.classes != dataset.classes else other
-    split = relabelled.test if relabelled.test is not None else relabelled.train
-    dataset = dataset.with_train(dataset.train)
-    dataset.test = split
-    return dataset
 
 
 def resume_training(run_dir: Path, *, echo: Echo, note: Echo, progress: bool = False) -> Path:
     """Continue the interrupted run in ``run_dir`` from its checkpoint, with its own settings and
     any number of processes (rank 0 reads the checkpoint and hands it to the others)."""
-    from softreg.training.distributed import launched, setup
+    from softreg.system.processes import launched
+    from softreg.training.distributed import setup
     from softreg.training.state import read_checkpoint
 
     comm = None
@@ -225,8 +164,12 @@ def resume_training(run_dir: Path, *, echo: Echo, note: Echo, progress: bool = F
         tensors, doc = read_checkpoint(run_dir)
     try:
         run = doc["run"]
+        data = dict(run["data"])
+        impute = run["config"].get("data", {}).pop("impute", None)  # kept with the training settings before 0.3
+        if impute is not None:
+            data["impute"] = impute
         config = TrainConfig.from_dict(run["config"])
-        args = DataArgs(**run["data"])
+        source = DataSource(**{**data, "drop": data.get("drop") or ()})
         runtime = Runtime(**run["runtime"])
         state = doc["state"]
     except (KeyError, TypeError) as exc:
@@ -234,5 +177,5 @@ def resume_training(run_dir: Path, *, echo: Echo, note: Echo, progress: bool = F
                              "start the run again without --resume.") from None
     if comm is None or comm.rank == 0:
         echo(f"resuming {run_dir} at epoch {state['epoch'] + 1} (update {state['step']})")
-    return run_training(args, config, runtime, run_dir, echo=echo, note=note, progress=progress,
+    return run_training(source, config, runtime, run_dir, echo=echo, note=note, progress=progress,
                         resume=(tensors, state), comm=comm)

@@ -18,11 +18,12 @@ from torch import nn
 
 from softreg.models import functional as SF
 from softreg.models.sparse import SparseProduct, scale_columns, t_mm
+from softreg import settings as S
+from softreg.settings import spell
 from softreg.errors import UserInputError
 
-MODELS = ("softmax", "logistic", "mlp")
+# The module of each activation softreg.settings declares (a test holds the two together).
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
-INITS = ("default", "zeros")
 
 Gradients = tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]  # (cost, correct, one grad per parameter)
 
@@ -180,8 +181,7 @@ class MLP(nn.Module):
     def __init__(self, n_features: int, hidden: tuple[int, ...] | list[int], n_classes: int,
                  activation: str = "relu", bias: bool = True):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise UserInputError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}.")
+        S.check("activation", activation)
         self.binary = n_classes == 2
         sizes = [n_features, *hidden]
         layers: list[nn.Module] = []
@@ -276,24 +276,22 @@ class ModelConfig:
 
 def build_model(config: ModelConfig) -> nn.Module:
     """Create the network named by ``config`` (drawing its initial weights from torch's RNG)."""
-    if config.kind not in MODELS:
-        raise UserInputError(f"unknown model {config.kind!r}; choose one of {', '.join(MODELS)}.")
-    if config.init not in INITS:
-        raise UserInputError(f"unknown init {config.init!r}; choose one of {', '.join(INITS)}.")
+    S.check("model", config.kind)
+    S.check("init", config.init)
     if config.kind == "softmax":
         net: nn.Module = SoftmaxRegression(config.n_features, config.n_classes, config.bias)
     elif config.kind == "logistic":
         if config.n_classes != 2:
             raise UserInputError(
                 f"logistic regression separates two classes but the data has {config.n_classes}; "
-                "use --model softmax (or mlp) for more."
+                f"use {spell('model', 'softmax')} (or mlp) for more."
             )
         net = LogisticRegression(config.n_features, config.bias)
     else:
         if not config.hidden or any(int(h) < 1 for h in config.hidden):
             raise UserInputError(
                 f"hidden layer sizes must be positive integers; got {config.hidden}. "
-                "Example: --hidden 100 or --hidden 100,100."
+                f"Example: {spell('hidden', [100])} or {spell('hidden', [100, 100])}."
             )
         net = MLP(config.n_features, config.hidden, config.n_classes, config.activation, config.bias)
     if config.init == "zeros":

@@ -14,10 +14,10 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from softreg import settings as S
+from softreg.settings import spell
 from softreg.errors import UserInputError
 
-PREPROCESS = ("auto", "none", "pixels", "standardize", "scale")
-FIT_CHUNK = 8192  # rows turned into float64 at once while fitting
 
 
 class Moments:
@@ -89,11 +89,11 @@ class Moments:
         return (self.m2 / self.count.clamp(min=1)).clamp(min=0).sqrt()
 
 
-def chunks_of(X: torch.Tensor, size: int = FIT_CHUNK) -> Iterable[torch.Tensor]:
+def chunks_of(X: torch.Tensor, size: int | None = None) -> Iterable[torch.Tensor]:
     """Row chunks of an in-memory tensor, dense or sparse CSR (views: no copy)."""
-    from softreg.models.sparse import row_chunks
+    from softreg.models.sparse import CHUNK_ROWS, row_chunks
 
-    return row_chunks(X, size)
+    return row_chunks(X, size or CHUNK_ROWS)
 
 
 class Preprocess(nn.Module):
@@ -117,7 +117,7 @@ class Preprocess(nn.Module):
 
     def __init__(self, n_features: int, kind: str = "none"):
         super().__init__()
-        if kind not in PREPROCESS or kind == "auto":
+        if kind not in S.setting("preprocess").choices or kind == "auto":
             raise UserInputError(f"unknown preprocessing {kind!r}; choose one of none, pixels, standardize, scale.")
         self.kind = kind
         self.register_buffer("shift", torch.zeros(n_features))
@@ -142,7 +142,7 @@ class Preprocess(nn.Module):
         pre = cls(n_features, kind)
         if kind == "pixels":
             if not pixel_max:
-                raise UserInputError("--preprocess pixels needs image data; use standardize or none for tables and "
+                raise UserInputError(f"{spell('preprocess', 'pixels')} needs image data; use standardize or none for tables and "
                                      "svmlight files.")
             pre.scale.fill_(1.0 / pixel_max)
         elif kind in ("standardize", "scale"):

@@ -114,8 +114,12 @@ def row_range(X: torch.Tensor, start: int, stop: int) -> torch.Tensor:
     return csr(crow[start : stop + 1] - a, col[a:b], val[a:b], (stop - start, X.shape[1]))
 
 
-def row_chunks(X: torch.Tensor, size: int):
-    """Row chunks of up to ``size`` rows, dense or CSR."""
+CHUNK_ROWS = 8192  # rows scored or fitted at once: bounds the memory of a pass over a large split
+
+
+def row_chunks(X: torch.Tensor, size: int = CHUNK_ROWS):
+    """Row chunks of up to ``size`` rows, dense or CSR (views: no copy). Every pass over the rows of an
+    in-memory split (scoring, fitting the preprocessing) goes through here."""
     for start in range(0, X.shape[0], size):
         yield row_range(X, start, start + size)
 

@@ -164,17 +164,20 @@ img { max-width: 100%; height: auto; } figure { margin: 1em 0; } figcaption { co
 
 
 def _plan_line(run: LoadedRun) -> str:
-    """The update rule, penalties, batch and updates the run followed, as ``softreg train`` printed
-    them: its plan, resolved again from the saved settings and the training split's size."""
-    from softreg.training.plan import describe, make_plan
+    """The update rule, penalties, batch and updates the run followed, as ``softreg train`` printed them:
+    from the plan the run saved (runs before 0.3: resolved again from the settings and the split's size)."""
+    from softreg.training.plan import Plan, describe, make_plan
 
     cfg = run.config
-    n_train = int(run.data.get("n_train") or 0)
-    fraction = cfg.stop.validation_fraction
-    n_fit = n_train - (round(n_train * fraction) if fraction else 0)
-    if n_fit < 1:
-        return f"{cfg.optim.optimizer}, lr {cfg.optim.lr:g}"
-    plan = make_plan(cfg, n_fit, run.model_config.n_features)
+    if "plan" in run.metrics:
+        plan = Plan(**run.metrics["plan"])
+    else:
+        n_train = int(run.data.get("n_train") or 0)
+        fraction = cfg.stop.validation_fraction
+        n_fit = n_train - (round(n_train * fraction) if fraction else 0)
+        if n_fit < 1:
+            return f"{cfg.optim.optimizer}, lr {cfg.optim.lr:g}"
+        plan = make_plan(cfg, n_fit, run.model_config.n_features)
     return describe(cfg, plan, run.model.preprocess.kind, "cpu")[1].removeprefix("plan: ")
 
 
@@ -182,7 +185,7 @@ def render_html(run: LoadedRun, report: Report) -> str:
     """The report page: run settings, metrics, per-class table and every picture as a data URI."""
     m, cfg, data = report.metrics, run.config, run.data
     settings = [
-        ["data", f"{data.get('name')}: {data.get('source') or data.get('spec')}"],
+        ["data", f"{data.get('name')}: {data.get('origin') or data.get('spec')}"],
         ["model", run.model_config.kind + (f" hidden {run.model_config.hidden}" if run.model_config.kind == "mlp"
                                            else "")],
         ["preprocessing", run.model.preprocess.kind],

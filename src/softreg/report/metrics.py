@@ -13,9 +13,10 @@ import torch
 
 from softreg.data.base import Split
 from softreg.errors import UserInputError
+from softreg.settings import spell
 from softreg.models import Classifier, scores_to_labels, scores_to_log_proba
+from softreg.models.sparse import CHUNK_ROWS, row_chunks
 
-CHUNK = 8192  # rows scored at once: bounds memory on large splits
 TOP_K = 5  # default k of the top-k accuracy (capped at the number of classes)
 
 
@@ -23,12 +24,11 @@ TOP_K = 5  # default k of the top-k accuracy (capped at the number of classes)
 def predict_scores(model: torch.nn.Module, X: torch.Tensor) -> torch.Tensor:
     """Scores of ``model`` (a Classifier on raw inputs, or a bare network on preprocessed
     ones) for X of shape (N, ...) (or sparse CSR rows (N, F)), on the model's device, in chunks."""
-    from softreg.models.sparse import row_chunks
 
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    parts = [model(chunk.to(device)) for chunk in row_chunks(X, CHUNK)]
+    parts = [model(chunk.to(device)) for chunk in row_chunks(X)]
     model.train(was_training)
     return torch.cat(parts)
 
@@ -89,7 +89,7 @@ def precision_recall_f1(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def check_top_k(top_k: int) -> int:
     if top_k < 1:
-        raise UserInputError(f"--top-k must be an integer >= 1; got {top_k}. Example: --top-k 5.")
+        raise UserInputError(f"{spell('top_k')} must be an integer >= 1; got {top_k}. Example: {spell('top_k', 5)}.")
     return top_k
 
 
@@ -132,7 +132,7 @@ def evaluate_split(model: Classifier, split, classes: list[str], top_k: int = TO
     if isinstance(split, Split):
         return classification_metrics(predict_scores(model, split.X), split.y, classes, top_k)
     scores, labels = [], []
-    for chunk in split.chunks(CHUNK):
+    for chunk in split.chunks(CHUNK_ROWS):
         scores.append(predict_scores(model, chunk.X))
         labels.append(chunk.y)
     return classification_metrics(torch.cat(scores), torch.cat(labels), classes, top_k)

@@ -23,11 +23,14 @@ from softreg.system import limits
 from softreg.runs import files as runfiles
 from softreg.runs import schema
 from softreg.errors import UserInputError
+from softreg.settings import spell
 from softreg.models import Classifier, ModelConfig, Preprocess, build_model
 from softreg.data.base import Dataset
+from softreg.data.source import DataSource, Expected
 from softreg.training.config import TrainConfig
 from softreg.training.state import CHECKPOINT_DIR, CHECKPOINT_FILE, History
-from softreg.training.trainer import TrainResult, model_config_for
+from softreg.training.fitting import model_config_for
+from softreg.training.trainer import TrainResult
 
 FILES = ("config.json", "model.safetensors", "metrics.json", "history.csv")
 CHECKPOINT_FILES = frozenset({CHECKPOINT_FILE})  # the trainer's checkpoint/ folder (one file: tensors + JSON header)
@@ -47,10 +50,20 @@ class LoadedRun:
     model: Classifier
     config: TrainConfig
     model_config: ModelConfig
-    data: dict  # what was trained on: name, source, classes, image_shape, pixel_max, ...
+    data: dict  # what was trained on: name, origin, source (how it was read), classes, image_shape, ...
     metrics: dict
     path: Path
     history: list[dict] = field(default_factory=list)  # history.csv rows: numbers, None for empty cells
+
+    def source(self, data_dir: str | None = None) -> DataSource:
+        """The data the run was trained on, as it was read (``data_dir``: this machine's cache folder)."""
+        return DataSource.from_dict(self.data["source"], data_dir)
+
+    @property
+    def expected(self) -> Expected:
+        """What the model expects of data it scores."""
+        return Expected(tuple(str(c) for c in self.data["classes"]), int(self.model_config.n_features),
+                        self.model.schema, self.model_config.index_base)
 
 
 def is_run_folder(path: Path) -> bool:
@@ -78,24 +91,24 @@ def is_run_folder(path: Path) -> bool:
 
 def check_writable(out: str | Path) -> Path:
     """Fail before training, not after, when ``out`` cannot become a run directory."""
-    out = limits.check_path(out, "--out")
+    out = limits.check_path(out, spell("out"))
     try:
         st = os.lstat(out)
     except (FileNotFoundError, NotADirectoryError):
         st = None
     except OSError as exc:
-        raise UserInputError(f"cannot write the run to {out} ({exc.strerror or exc}); choose another --out.") from None
+        raise UserInputError(f"cannot write the run to {out} ({exc.strerror or exc}); choose another {spell('out')}.") from None
     if st is not None and stat.S_ISLNK(st.st_mode):
-        raise UserInputError(f"--out {out} is a symbolic link; give the real folder path for the run.")
+        raise UserInputError(f"{spell('out', out)} is a symbolic link; give the real folder path for the run.")
     if st is not None and not stat.S_ISDIR(st.st_mode):
-        raise UserInputError(f"--out {out} is a file; give a folder path for the run.")
+        raise UserInputError(f"{spell('out', out)} is a file; give a folder path for the run.")
     if st is not None:
         entries = [n for n in os.listdir(out) if not n.startswith(".softreg-probe.")]
         if entries and not is_run_folder(out):
             raise UserInputError(
-                f"--out {out} is a non-empty folder that is not a softreg run; choose a new folder."
+                f"{spell('out', out)} is a non-empty folder that is not a softreg run; choose a new folder."
             )
-        folders.check_replaceable(out, OWNED, what=f"--out {out}", fix="choose another --out")
+        folders.check_replaceable(out, OWNED, what=spell("out", out), fix=f"choose another {spell('out')}")
     probe = out.absolute().parent
     while not probe.exists():
         probe = probe.parent
@@ -103,27 +116,19 @@ def check_writable(out: str | Path) -> Path:
     return out
 
 
-TABLE_OPTIONS = ("test", "drop", "columns", "header", "sep", "stream")
+def describe_data(dataset: Dataset, source: DataSource) -> dict:
+    """What a run records about its data: the source whole, as it was read (paths made absolute, the
+    label column actually used), so that evaluate, report, predict and serve read it again."""
+    from softreg.data.names import canonical
 
+    def absolute(spec: str | None) -> str | None:
+        return spec if spec is None else canonical(spec) or str(Path(spec).resolve())
 
-def describe_data(dataset: Dataset, spec: str, label: str | None = None, options: dict | None = None) -> dict:
-    """What a run records about its data, enough to load the same data again.
-
-    spec : the ``--data`` argument: a dataset name, or a path (stored absolute).
-    label : the label column asked for; the one actually used is recorded (tables).
-    options : how the table was read (test, drop, columns, header, sep, stream), for evaluate and predict.
-    """
-    from softreg.data import BUILTIN, NAMED_IDX
-
-    if dataset.schema is not None:
-        label = dataset.schema.label
-    options = {k: v for k, v in (options or {}).items() if k in TABLE_OPTIONS}
-    if options.get("test"):
-        options["test"] = str(Path(options["test"]).resolve())
+    label = dataset.schema.label if dataset.schema is not None else source.label
+    recorded = source.with_(spec=absolute(source.spec), test=absolute(source.test), label=label)
     return {
-        "spec": spec if spec in BUILTIN + NAMED_IDX else str(Path(spec).resolve()),
-        "options": options,
-        "name": dataset.name, "source": dataset.source, "label": label, "classes": dataset.classes,
+        "source": recorded.to_dict(),
+        "name": dataset.name, "origin": dataset.origin, "classes": dataset.classes,
         "schema": dataset.schema.to_dict() if dataset.schema is not None else None,
         "image_shape": list(dataset.image_shape) if dataset.image_shape else None,
         "pixel_max": dataset.pixel_max, "feature_names": dataset.feature_names,
@@ -131,11 +136,14 @@ def describe_data(dataset: Dataset, spec: str, label: str | None = None, options
     }
 
 
-def save_result(out: str | Path, result: TrainResult, dataset: Dataset, spec: str,
-                label: str | None = None, options: dict | None = None) -> Path:
-    """Save what ``softreg.training.train`` returned as a run folder."""
+def save_result(out: str | Path, result: TrainResult, dataset: Dataset, source: DataSource | str) -> Path:
+    """Save what ``softreg.training.train`` returned as a run folder.
+
+    source : how ``dataset`` was read (a DataSource), or just its name or path.
+    """
+    source = DataSource(spec=source) if isinstance(source, str) else source
     return save_run(out, result.model, result.config, model_config_for(dataset, result.config),
-                    describe_data(dataset, spec, label, options), result.metrics, result.history)
+                    describe_data(dataset, source), result.metrics, result.history)
 
 
 def save_run(
@@ -174,7 +182,7 @@ def save_run(
             writer.writeheader()
             writer.writerows(rows)
 
-    folders.commit_folder(out, write, owned=OWNED, what=f"the run to {out}", fix="free space or choose another --out")
+    folders.commit_folder(out, write, owned=OWNED, what=f"the run to {out}", fix=f"free space or choose another {spell('out')}")
     return out
 
 
@@ -210,7 +218,7 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
         with locks.lock(path, what=str(path), fix="try again when it finishes"):
             folders.recover(path, OWNED)
     if not path.is_dir():
-        raise UserInputError(f"{path}: no such run folder; pass the --out folder of a `softreg train`.")
+        raise UserInputError(f"{path}: no such run folder; pass the folder a run was saved to (softreg train --out).")
     for name in ("config.json", "model.safetensors"):
         if not (path / name).is_file():
             raise UserInputError(f"{path}: {name} is missing; this is not a complete softreg run, train again.")
@@ -253,41 +261,3 @@ def load_run(path: str | Path, device: str = "cpu") -> LoadedRun:
         raise UserInputError(f"{path}: weights do not match config.json ({detail}); train again.") from None
     model.eval()
     return LoadedRun(model.to(device), config, model_config, doc["data"], metrics, path, history)
-
-
-def load_run_dataset(run: LoadedRun, data: str | None = None, data_dir: str | None = None) -> Dataset:
-    """The data to score a run on, with the run's class numbering.
-
-    Without ``data``: the run's own data, read as in training (same split, same table options).
-    A table given to a table model is encoded with the model's schema (columns matched by name)
-    and scored whole, as the test split.
-    """
-    from softreg.data import load_dataset
-    from softreg.data.tables.reader import is_table
-    from softreg.data.tables.memory import load_scoring_table
-
-    classes = run.data["classes"]
-    options = {k: v for k, v in (run.data.get("options") or {}).items() if k in TABLE_OPTIONS}
-    schema = run.model.schema
-    if data is not None and schema is not None and is_table(Path(data)):
-        return load_scoring_table(data, schema, classes, header=options.get("header"), sep=options.get("sep"))
-    spec = data or run.data["spec"]
-    if data is not None:
-        options = {}
-    if options.pop("stream", False):  # trained from disk: scored from disk, in chunks
-        from softreg.data.stream import open_stream
-        from softreg.jobs.train import DataArgs
-
-        args = DataArgs(spec=spec, data_dir=data_dir, label=run.data.get("label"), stream=True, **options)
-        streamed = open_stream(args, run.config)
-        if streamed.classes != list(classes) or streamed.n_features != run.model_config.n_features:
-            raise UserInputError(f"{spec} no longer matches the run (classes or columns changed since training); "
-                                 "score it with --data, or train again.")
-        return streamed
-    dataset = load_dataset(spec, data_dir=data_dir, label=run.data.get("label"), **options)
-    if dataset.n_features != run.model_config.n_features:
-        raise UserInputError(
-            f"{spec} has {dataset.n_features} features per sample but the model expects "
-            f"{run.model_config.n_features}; score data shaped like the training data."
-        )
-    return dataset.relabel(classes)

@@ -265,7 +265,7 @@ METRICS_V1 = Obj({
 }, extra=AnyJSON(4))
 
 
-def check_spec(spec: str) -> None:
+def check_spec(spec: str, field: str = "data.spec") -> None:
     """The rule for ``data.spec``, so a tampered run cannot point ``evaluate`` anywhere.
 
     A spec is a dataset name softreg knows (downloads only ever fetch those, from the
@@ -274,16 +274,22 @@ def check_spec(spec: str) -> None:
     or as a folder of IDX files by their standard names; any other file is refused
     unread.
     """
-    from softreg.data import BUILTIN, NAMED_IDX
+    from softreg.data.names import BUILTIN, NAMED_IDX
 
     if spec in BUILTIN + NAMED_IDX or os.path.isabs(spec):
         return
-    raise SchemaError("data.spec", f"must be a dataset name ({', '.join(BUILTIN + NAMED_IDX)}) or an "
+    raise SchemaError(field, f"must be a dataset name ({', '.join(BUILTIN + NAMED_IDX)}) or an "
                       f"absolute path; got {shown(spec)}")
 
 
 def _agree_v1(doc: dict) -> None:
     """Rules between fields of a format-1 config.json."""
+    _agree_model_data(doc)
+    check_spec(doc["data"]["spec"])
+
+
+def _agree_model_data(doc: dict) -> None:
+    """What every format requires of the model and the data it describes."""
     model, data = doc["model"], doc["data"]
     n_features, n_classes = model["n_features"], model["n_classes"]
     if len(data["classes"]) != n_classes:
@@ -301,7 +307,6 @@ def _agree_v1(doc: dict) -> None:
     names = data.get("feature_names")
     if names is not None and len(names) != n_features:
         raise SchemaError("data.feature_names", f"must list model.n_features = {n_features} names; got {len(names)}")
-    check_spec(data["spec"])
 
 
 # ------------------------------------------------------------------ format 2 (softreg 0.2)
@@ -387,6 +392,11 @@ CONFIG_V2 = Obj({
 def _agree_v2(doc: dict) -> None:
     """Format 1's rules, plus: a table schema encodes to model.n_features values."""
     _agree_v1(doc)
+    _agree_table(doc)
+
+
+def _agree_table(doc: dict) -> None:
+    """A table schema encodes to model.n_features values; the training settings name the same model."""
     table = doc["data"].get("schema")
     if table:
         width = sum(len(c.get("categories") or []) if c["kind"] == "categorical" else 1 for c in table["columns"])
@@ -412,9 +422,91 @@ def _upgrade_v1(doc: dict) -> dict:
     flat["lr"] = min(flat.get("lr", 0.1), 1e6)
     flat["seed"] = min(flat.get("seed", 0), 2**63 - 1)
     train = config_from_flat(flat, recipe).to_dict()
+    train["data"]["impute"] = "none"  # format 2 kept it here (format 1 read no tables)
     data = {**doc["data"], "options": {"test": None, "drop": [], "columns": None, "header": None, "sep": None,
                                        "stream": False}, "schema": None}
     return {**doc, "format": 2, "dtype": "float32", "train": train, "data": data}
+
+
+# ------------------------------------------------------------------ format 3 (softreg 0.3)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A value of training setting ``name``, checked against softreg.settings when checked (so the
+    format's allowed values are the declaration's, not a copy)."""
+
+    name: str
+
+    def rule(self) -> str:
+        from softreg.settings import SETTINGS
+
+        return SETTINGS[self.name].kind.rule()
+
+    def ok(self, v: Any) -> bool:
+        from softreg.settings import SETTINGS
+
+        return SETTINGS[self.name].kind.ok(v)
+
+
+def _declared_section(section: str, noun: str, required: tuple[str, ...] = ()) -> Obj:
+    from softreg.settings import in_section
+
+    return Obj({s.field: Declared(s.name) for s in in_section(section) if s.name != "data_dir"}, required=required,
+               noun=noun)
+
+
+TRAIN_V3 = Obj({
+    **{section: _declared_section(section, f"{section} setting") for section in ("model", "optim", "stop", "data")},
+    "seed": Declared("seed"),
+    "recipe": Declared("recipe"),
+}, required=("model", "optim", "stop", "data"), noun="training setting")
+TRAIN_V3.fields["model"] = Obj(TRAIN_V3.fields["model"].fields, required=("kind",), noun="model setting")
+
+DATA_V3 = Obj({
+    **{k: v for k, v in DATA_V2.fields.items() if k not in ("spec", "options", "label", "source")},
+    "origin": TEXT,
+    "source": _declared_section("source", "data source option", required=("spec",)),
+}, required=("source", "classes", "image_shape", "pixel_max"), noun="data field")
+
+CONFIG_V3 = Obj({**CONFIG_V2.fields, "format": Int(3, 3), "train": TRAIN_V3, "data": DATA_V3},
+                required=CONFIG_V2.required)
+
+METRICS_V3 = Obj({
+    **METRICS_V1.fields,
+    "plan": Obj({  # the numbers the run followed (softreg.training.plan.Plan)
+        "n_samples": Int(1, 2**40), "n_features": Int(1, 10**9), "batch_size": Int(1, 2**40),
+        "epochs": Int(1, 10**7), "steps_per_epoch": Int(1, 2**40), "average_from": Nullable(Int(1, 2**62)),
+        "threads": Int(0, 4096), "lr": Real(0, 1e6, open_lo=True), "schedule": Declared("schedule"),
+    }, required=("n_samples", "n_features", "batch_size", "epochs", "steps_per_epoch", "average_from", "threads",
+                 "lr", "schedule"), noun="plan field"),
+}, extra=AnyJSON(4))
+
+
+def _agree_v3(doc: dict) -> None:
+    """Rules between fields of a format-3 config.json: as format 2's, with the data source's spec and
+    test set held to the rule for a spec."""
+    _agree_model_data(doc)
+    _agree_table(doc)
+    source = doc["data"]["source"]
+    check_spec(source["spec"], "data.source.spec")
+    if source.get("test") is not None:
+        check_spec(source["test"], "data.source.test")
+
+
+def _upgrade_v2(doc: dict) -> dict:
+    """A format-2 config.json (softreg 0.2) in format 3's layout: the data source recorded whole (the
+    table options, the label column and the imputation, which format 2 kept with the training settings)."""
+    train = {**doc["train"], "data": dict(doc["train"]["data"])}
+    impute = train["data"].pop("impute", "none")
+    data = dict(doc["data"])
+    options = data.pop("options", None) or {}
+    data["origin"] = data.pop("source", "") or ""
+    source = {"spec": data.pop("spec"), "test": options.get("test"), "label": data.pop("label", None),
+              "drop": list(options.get("drop") or []), "columns": options.get("columns"),
+              "header": options.get("header"), "sep": options.get("sep"), "impute": impute,
+              "stream": bool(options.get("stream", False))}
+    return {**doc, "format": 3, "train": train, "data": {**data, "source": source}}
 
 
 @dataclass(frozen=True)
@@ -433,8 +525,10 @@ class RunFormat:
 FORMATS: dict[int, RunFormat] = {
     1: RunFormat(1, CONFIG_V1, METRICS_V1, ("epoch", "avg_cost"), _agree_v1, upgrade=_upgrade_v1,
                  notes="softreg 0.1: flat train settings"),
-    2: RunFormat(2, CONFIG_V2, METRICS_V1, ("epoch", "avg_cost"), _agree_v2,
+    2: RunFormat(2, CONFIG_V2, METRICS_V1, ("epoch", "avg_cost"), _agree_v2, upgrade=_upgrade_v2,
                  notes="softreg 0.2: nested training settings, dtype, table schema and options, sparse input"),
+    3: RunFormat(3, CONFIG_V3, METRICS_V3, ("epoch", "avg_cost"), _agree_v3,
+                 notes="softreg 0.3: the data source recorded whole; settings checked against softreg.settings"),
 }
 FORMAT = max(FORMATS)  # the format this softreg writes
 

@@ -202,7 +202,8 @@ def create_app(predictors: list, *, max_body_bytes: int = MAX_BODY_BYTES, batchi
             x, label, what = await run_in_threadpool(_sample, predictor, seed)
         except RequestError as exc:
             return _error(exc.status, exc.message)
-        return _json({"index": int(what.rsplit(" ", 1)[1]), "label": label, "instance": x.tolist()})
+        instance = x.tolist() if predictor.schema is None else predictor.schema.decode(x)  # a table's raw columns
+        return _json({"index": int(what.rsplit(" ", 1)[1]), "label": label, "instance": instance})
 
     @app.get("/docs", include_in_schema=False)
     async def docs():

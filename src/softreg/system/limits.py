@@ -1,4 +1,4 @@
-"""Limits on what users and files may ask for: memory, path names and numeric settings.
+"""Limits on what users and files may ask for: memory and path names (settings' bounds: softreg.settings).
 
 Each check raises :class:`UserInputError` with one line naming the request, the
 limit and what to change, before anything is allocated or opened.
@@ -6,60 +6,16 @@ limit and what to change, before anything is allocated or opened.
 
 from __future__ import annotations
 
-import math
 import os
 import resource
 from pathlib import Path
 
 from softreg.errors import UserInputError
+from softreg.settings import spell
 
 NAME_MAX = 255  # bytes in one path component (Linux, macOS, most file systems)
 PATH_MAX = 4095  # bytes in a whole path (Linux PATH_MAX minus the terminating NUL)
 HARD_MAX_BYTES = 1 << 46  # 64 TiB: more than any machine softreg runs on; refused without asking
-
-# Numeric settings: (smallest, largest, rule shown to the user). Integers are checked as integers.
-# Seeds: NumPy and scikit-learn take 32-bit seeds. Rates and penalties: torch applies them as
-# float32 scalars (overflow above 3.4e38); 1e6 is far beyond any useful value.
-SETTINGS: dict[str, tuple[float, float, str]] = {
-    "seed": (0, 2**32 - 1, "an integer in [0, 4294967295]"),
-    "lr": (0.0, 1e6, "a number in (0, 1e6]"),
-    "l2": (0.0, 1e6, "a number in [0, 1e6]"),
-    "l1": (0.0, 1e6, "a number in [0, 1e6]"),
-    "momentum": (0.0, 1.0, "a number in [0, 1)"),
-    "epochs": (1, 10**7, "an integer in [1, 10000000]"),
-    "batch_size": (0, 2**40, "an integer in [0, 2**40] (0 = the whole set)"),
-    "threads": (0, 4096, "an integer in [0, 4096] (0 = chosen automatically)"),
-    "patience": (1, 10**7, "an integer in [1, 10000000]"),
-    "log_every": (0, 10**7, "an integer in [0, 10000000]"),
-}
-_OPEN_ABOVE = {"lr"}  # 0 excluded
-_OPEN_BELOW = {"momentum"}  # the largest value excluded
-
-
-def check_settings(values: dict, prefix: str = "--") -> None:
-    """Check the numeric settings in ``values`` (None = not given) against :data:`SETTINGS`.
-
-    ``prefix`` turns a setting's name into what the user typed (``--batch-size``);
-    pass ``""`` to name configuration fields instead.
-    """
-    for name, value in values.items():
-        if name not in SETTINGS or value is None:
-            continue
-        lo, hi, rule = SETTINGS[name]
-        shown = prefix + name.replace("_", "-") if prefix else name
-        is_int = isinstance(lo, int) and isinstance(hi, int)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (is_int and not isinstance(value, int)):
-            ok = False
-        elif not is_int and not math.isfinite(value):
-            ok = False
-        else:
-            ok = lo <= value <= hi and not (name in _OPEN_ABOVE and value <= lo) \
-                and not (name in _OPEN_BELOW and value >= hi)
-        if not ok:
-            example = {"seed": "0", "lr": "0.1", "momentum": "0.9", "epochs": "10", "batch_size": "100",
-                       "threads": "1", "l2": "0.001", "l1": "0.0001"}.get(name, str(lo))
-            raise UserInputError(f"{shown} must be {rule}; got {value!r}. Example: {shown} {example}.")
-
 
 def check_path(path: str | os.PathLike, what: str) -> Path:
     """Refuse a path the operating system would reject for its length, before any system call.
@@ -200,7 +156,7 @@ def check_model_size(n_features: int, hidden: list[int] | None, n_classes: int) 
     check_allocation(
         model_bytes(n_features, hidden, n_classes),
         f"training a network of layer sizes {'-'.join(map(str, sizes))}",
-        "use smaller --hidden sizes, or fewer classes or features",
+        f"use smaller {spell('hidden')} sizes, or fewer classes or features",
     )
 
 

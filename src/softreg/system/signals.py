@@ -24,6 +24,8 @@ import signal
 import sys
 from typing import Callable
 
+from softreg.system import processes
+
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, as shells report
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 GRACE = 3.0  # seconds the orderly path gets before the watchdog ends the process
@@ -49,7 +51,7 @@ def report(signum: int) -> int:
     global _reported
     if not _reported:
         _reported = True
-        if os.environ.get("RANK", "0") != "0":  # a distributed job: rank 0 speaks for it
+        if not processes.is_main():  # a distributed job: rank 0 speaks for it
             return CODES[signum]
         try:
             sys.stderr.write(MESSAGES[signum] + "\n")

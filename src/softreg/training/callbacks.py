@@ -15,17 +15,11 @@ class EpochLog(Callback):
 
     def __init__(self, echo: Callable[[str], None], epochs: int, every: int = 0):
         self.echo = echo
-        self.given_every = every
-        self._count(epochs)
-
-    def _count(self, epochs: int) -> None:
         self.epochs = epochs
-        self.every = self.given_every or max(1, epochs // 10)
+        self.every = every or max(1, epochs // 10)
 
     def on_epoch(self, state: TrainState, row: dict) -> None:
         epoch = row["epoch"]
-        if epoch == 1 and state.plan.epochs != self.epochs:  # the plan was settled in train() (--l2 auto's refit)
-            self._count(state.plan.epochs)
         if (epoch - 1) % self.every == 0 or epoch == self.epochs:
             line = (f"Epoch {epoch:>{len(str(self.epochs))}}/{self.epochs}  Cost: {row['avg_cost']:.6f}  "
                     f"Accuracy: {row['accuracy']:.4f}")

@@ -23,15 +23,11 @@ from dataclasses import dataclass
 import torch
 
 from softreg.errors import UserInputError
-from softreg.training.loop import SINGLE, Comm
+from softreg.system import processes
+from softreg.system.processes import SINGLE, Comm
 
 TIMEOUT_ENV = "SOFTREG_DIST_TIMEOUT"
 DEFAULT_TIMEOUT = 60.0  # seconds a collective waits for the other processes
-
-
-def launched() -> bool:
-    """Whether this process was started by torchrun (or torch's launcher API) as one of several."""
-    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 def timeout_seconds() -> float:
@@ -49,13 +45,17 @@ def timeout_seconds() -> float:
 
 @dataclass
 class ProcessGroup:
-    """This process's place in a torch.distributed job (implements the loop's Comm)."""
+    """This process's place in a torch.distributed job (implements softreg.system.processes.Comm)."""
 
     rank: int
     world: int
     local_rank: int
     local_world: int
     device: torch.device
+    local = False  # gradients cross processes: they are formed and summed
+
+    def device_for(self, name: str) -> torch.device:
+        return self.device  # chosen when the process joined (one GPU per process: LOCAL_RANK)
 
     def reduce(self, tensors: list[torch.Tensor]) -> None:
         """Sum each tensor over the processes, in place, through one flat buffer."""
@@ -73,6 +73,17 @@ class ProcessGroup:
             n = t.numel()
             t.copy_(flat[at : at + n].reshape(t.shape).to(t.dtype))
             at += n
+
+    def sum_step(self, grads: list[torch.Tensor], cost: torch.Tensor,
+                 correct: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradients summed in place, and the summed cost and correct count: one all-reduce."""
+        dtype = grads[0].dtype if grads else cost.dtype
+        counts = torch.stack([cost.to(dtype), correct.to(dtype)])
+        self.reduce(grads + [counts])
+        return counts[0], counts[1].round().to(torch.int64)
+
+    def metrics(self) -> dict:
+        return {"world_size": self.world}
 
     def gather(self, obj) -> list:
         """Every process's ``obj`` (small, picklable), in rank order."""
@@ -137,15 +148,14 @@ def _sum_hook(state, bucket):
 
 def setup(device_name: str) -> tuple[Comm, torch.device]:
     """Join the job when launched by torchrun, else run alone; returns (comm, this process's device)."""
-    from softreg.training.device import resolve_device
+    from softreg.system.device import resolve_device
 
-    if not launched():
+    if not processes.launched():
         return SINGLE, resolve_device(device_name)
     import torch.distributed as dist
 
-    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    rank, world = processes.rank(), processes.world_size()
+    local_rank, local_world = processes.local_rank(), processes.local_world_size()
     device = resolve_device(device_name)
     if device.type == "cuda":
         device = torch.device("cuda", local_rank % torch.cuda.device_count())
@@ -172,15 +182,9 @@ def peer_failure(exc: BaseException) -> str | None:
     text = " ".join(str(exc).split())
     if isinstance(exc, kinds) or any(w in text for w in ("Connection closed by peer", "Connection reset by peer",
                                                           "Timed out", "timed out", "Broken pipe", "gloo")):
-        rank = os.environ.get("RANK", "?")
-        return (f"rank {rank}: another process of the distributed job stopped or stopped answering "
+        return (f"rank {processes.rank()}: another process of the distributed job stopped or stopped answering "
                 f"({text[:160]}); this process stops too. Rerun the job (with --resume DIR if it wrote checkpoints).")
     return None
-
-
-def is_main() -> bool:
-    """Rank 0 (or the only process): the one that prints, writes the run folder and checkpoints."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def launch(nproc: int, argv: list[str]) -> int:

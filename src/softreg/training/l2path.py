@@ -27,9 +27,10 @@ from typing import Sequence
 import torch
 
 from softreg.data.base import Dataset, Split
-from softreg.data.sources import InMemorySource
-from softreg.models.sparse import row_range, take_rows
+from softreg.data.split import stratified_split
+from softreg.models.sparse import row_chunks, take_rows
 from softreg.errors import UserInputError
+from softreg.settings import spell
 from softreg.models import Classifier, loss_from_scores, scores_to_labels
 from softreg.training.config import Runtime, TrainConfig, with_settings
 
@@ -51,7 +52,6 @@ EXACT_STAGE_EPOCHS = 25  # L-BFGS epochs of up to 20 steps; a converged stage st
 EXACT_REFIT_EPOCHS = 50  # the exact refit starts from scratch: more room, and it stops once converged
 EXACT_SETTINGS = dict(optimizer="lbfgs", lr=1.0, batch_size=0, average=0.0, schedule="constant", dtype="float64",
                       stall_stop=True, patience=1, tol=1e-9)
-SCORE_CHUNK = 8192  # validation rows scored at once
 
 
 @dataclass
@@ -108,31 +108,13 @@ def describe_choice(choice: dict) -> str:
             + ("; refitted exactly (L-BFGS, float64)" if choice.get("exact") else ""))
 
 
-def stratified_split(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fit rows, validation rows): sorted int64 indices into ``y`` (n,).
-
-    Each class sends ``round(fraction * count)`` of its rows to validation (at least one, and
-    never all, when it has two or more); the rows are drawn with a generator seeded by ``seed``.
-    """
-    n = int(y.shape[0])
-    if n < 2:
-        raise UserInputError(f"l2 auto needs at least 2 training rows to hold some out; got {n}. "
-                             "Give --l2 a number instead.")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    labels = y[order].to(torch.int64)
-    by_class = torch.argsort(labels, stable=True)  # positions in `order`, grouped by class
-    counts = torch.bincount(labels)
-    starts = torch.cumsum(counts, 0) - counts
-    rank = torch.empty(n, dtype=torch.int64)
-    rank[by_class] = torch.arange(n) - starts.repeat_interleave(counts)  # rank of each row within its class
-    wanted = torch.floor(counts.double() * fraction + 0.5).long()
-    wanted = torch.where(counts >= 2, wanted.clamp(min=1), torch.zeros_like(wanted))
-    wanted = torch.minimum(wanted, (counts - 1).clamp(min=0))
-    held = rank < wanted[labels]
-    if not bool(held.any()):
-        raise UserInputError(f"l2 auto could not hold out validation rows: no class has 2 or more of the {n} "
-                             "training rows. Give --l2 a number instead.")
-    return order[~held].sort().values, order[held].sort().values
+def held_out_rows(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fitting rows, validation rows) of labels y (n,): softreg.data.split's stratified split."""
+    fit, val = stratified_split(y.cpu().numpy(), fraction, seed, minimum=1)
+    if len(val) == 0 or len(fit) == 0:
+        raise UserInputError(f"l2 auto could not hold out validation rows from {len(y)} training rows. "
+                             f"Give {spell('l2')} a number instead.")
+    return torch.from_numpy(fit), torch.from_numpy(val)
 
 
 def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = None,
@@ -157,10 +139,10 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
 
     Returns an ``L2Choice``; its ``l2`` is the penalty for a refit on all ``n`` rows.
     """
-    from softreg.training.device import resolve_device
-    from softreg.training.loop import cpu_threads, fit
+    from softreg.system.device import resolve_device
+    from softreg.training.fitting import prepare
+    from softreg.training.loop import cpu_threads
     from softreg.training.plan import make_plan
-    from softreg.training.trainer import new_state
 
     tic = time.perf_counter()
     runtime = runtime or Runtime()
@@ -168,7 +150,7 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
     if not grid or any(not math.isfinite(v) or v < 0 for v in grid):
         raise UserInputError(f"the l2 grid must hold finite numbers >= 0; got {grid}.")
     n = len(data.train)
-    fit_rows, val_rows = split if split is not None else stratified_split(data.train.y, validation_fraction,
+    fit_rows, val_rows = split if split is not None else held_out_rows(data.train.y, validation_fraction,
                                                                            config.seed)
     fitting = data.with_train(Split(take_rows(data.train.X, fit_rows), data.train.y[fit_rows]))
     base = with_settings(config, l2=grid[0], validation_fraction=0.0, early_stopping=False)
@@ -186,17 +168,13 @@ def choose_l2(data: Dataset, config: TrainConfig, *, runtime: Runtime | None = N
     points: list[PathPoint] = []
     right: list[torch.Tensor] = []  # per point: which validation rows its model classifies correctly
     model: Classifier | None = None
-    source: InMemorySource | None = None
     best_loss, best_accuracy, stale = math.inf, -math.inf, 0
     for l2 in grid:
         started = time.perf_counter()
         stage = with_settings(base, l2=l2, epochs=stage_epochs, lr=stage_rate(base, l2))
-        state = new_state(fitting, stage, runtime, has_validation=False, device=device, model=model)
+        run = prepare(fitting, stage, runtime, sample_weight=None if w is None else w[fit_rows], model=model)
+        state = run.run()
         model = state.model
-        if source is None:  # the same rows for every penalty
-            source = InMemorySource(fitting.train.X, fitting.train.y,
-                                    None if w is None else w[fit_rows].to(model.dtype), device=device)
-        fit(state, source)
         with cpu_threads(state.plan.threads, device):
             loss, accuracy, correct = _scores(model, val_X, val_y, val_w, device)
         points.append(PathPoint(l2, loss, accuracy, len(state.history), time.perf_counter() - started))
@@ -276,17 +254,19 @@ def _scores(model: Classifier, X: torch.Tensor, y: torch.Tensor, w: torch.Tensor
     model.eval()
     loss_sum = correct_sum = weight_sum = 0.0
     right = torch.empty(X.shape[0], dtype=torch.bool)
-    for start in range(0, X.shape[0], SCORE_CHUNK):
-        scores = model(row_range(X, start, min(start + SCORE_CHUNK, X.shape[0])).to(device))
-        yb = y[start : start + SCORE_CHUNK].to(device)
-        wb = (torch.ones(yb.shape[0], dtype=torch.float64, device=device) if w is None
-              else w[start : start + SCORE_CHUNK].to(device))
+    start = 0
+    for chunk in row_chunks(X):
+        stop = start + chunk.shape[0]
+        scores = model(chunk.to(device))
+        yb = y[start:stop].to(device)
+        wb = torch.ones(yb.shape[0], dtype=torch.float64, device=device) if w is None else w[start:stop].to(device)
         losses = loss_from_scores(scores, yb, reduction="none").double()
         loss_sum += float((losses * wb).sum())
         correct = scores_to_labels(scores) == yb
-        right[start : start + SCORE_CHUNK] = correct.cpu()
+        right[start:stop] = correct.cpu()
         correct_sum += float((correct.double() * wb).sum())
         weight_sum += float(wb.sum())
+        start = stop
     model.train(was_training)
     weight_sum = max(weight_sum, 1e-300)
     return loss_sum / weight_sum, correct_sum / weight_sum, right

@@ -6,7 +6,7 @@ until the plan's last epoch or the stopping rule. ``fit`` and the estimators' ``
 both go through ``train_epoch``: one loop, one stopping rule, one divergence rule.
 
 Gradients pass through ``comm.reduce`` before the update: the one place where processes
-combine their shares (a no-op with one process; see softreg.training.distributed).
+combine their shares (a no-op with one process: softreg.system.processes).
 """
 
 from __future__ import annotations
@@ -14,39 +14,19 @@ from __future__ import annotations
 import math
 import time
 from contextlib import contextmanager
-from typing import Iterable, Protocol
+from typing import Iterable
 
 import torch
 
 from softreg.data.sources import Batch, BatchSource
 from softreg.errors import UserInputError
 from softreg.models import Classifier, loss_from_scores, scores_to_labels
+from softreg.models.sparse import CHUNK_ROWS
+from softreg.system.processes import SINGLE, Comm
 from softreg.training.state import TrainState
 from softreg.training.updates import LBFGS
 
 DIVERGED = 1e6  # a mean cross-entropy this large means the updates blew up (uniform guessing costs log C)
-SCORE_CHUNK = 8192  # rows scored at once: bounds memory on large splits
-
-
-class Comm(Protocol):
-    """How processes combine their shares; ``SINGLE`` is one process."""
-
-    rank: int
-    world: int
-
-    def reduce(self, tensors: list[torch.Tensor]) -> None:
-        """Sum each tensor over the processes, in place."""
-        ...
-
-
-class _Single:
-    rank, world = 0, 1
-
-    def reduce(self, tensors):
-        return None
-
-
-SINGLE = _Single()
 
 
 class Callback:
@@ -84,14 +64,11 @@ def _on(device: torch.device, batch: Batch) -> Batch:
 
 def _reduced_gradients(model: Classifier, batch: Batch, comm: Comm, forward=None):
     batch = _on(next(model.parameters()).device, batch)
-    if comm.world > 1 or forward is not None:
+    if forward is not None:  # DistributedDataParallel sums the gradients in backward
         cost, correct, grads = model.gradients(batch.X, batch.y, batch.w, batch.denom, forward=forward)
-    else:  # one process: a sparse batch's weight gradient may stay a product that the update adds in place
-        cost, correct, grads = model.gradients(batch.X, batch.y, batch.w, batch.denom, lazy=True)
-    if comm.world > 1:
-        counts = torch.stack([cost.to(model.dtype), correct.to(model.dtype)])
-        comm.reduce(([] if forward is not None else grads) + [counts])
-        cost, correct = counts[0], counts[1].round().to(torch.int64)
+    else:  # alone, a sparse batch's weight gradient may stay a product that the update adds in place
+        cost, correct, grads = model.gradients(batch.X, batch.y, batch.w, batch.denom, lazy=comm.local)
+    cost, correct = comm.sum_step([] if forward is not None else grads, cost, correct)
     return cost, correct, grads
 
 
@@ -102,7 +79,7 @@ def full_gradients(model: Classifier, source: BatchSource, comm: Comm):
     DistributedDataParallel here: processes may hold different numbers of chunks)."""
     total_cost, total_correct, total = None, None, None
     device = next(model.parameters()).device
-    for chunk in source.chunks(SCORE_CHUNK, comm.rank, comm.world):
+    for chunk in source.chunks(CHUNK_ROWS, comm.rank, comm.world):
         chunk = _on(device, chunk)
         chunk.denom = source.n_rows
         cost, correct, grads = model.gradients(chunk.X, chunk.y, chunk.w, chunk.denom)
@@ -116,10 +93,7 @@ def full_gradients(model: Classifier, source: BatchSource, comm: Comm):
         total = [torch.zeros_like(p) for p in model.net.parameters()]
         total_cost = torch.zeros((), dtype=model.dtype)
         total_correct = torch.zeros((), dtype=torch.int64)
-    if comm.world > 1:
-        counts = torch.stack([total_cost.to(torch.float64), total_correct.to(torch.float64)])
-        comm.reduce(total + [counts])
-        total_cost, total_correct = counts[0], counts[1].to(torch.int64)
+    total_cost, total_correct = comm.sum_step(total, total_cost, total_correct)
     return total_cost, total_correct, total
 
 
@@ -227,14 +201,13 @@ def evaluate_source(model: Classifier, source: BatchSource, comm: Comm = SINGLE)
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64)  # summed cost, correct, rows
     device = next(model.parameters()).device
-    for chunk in source.chunks(SCORE_CHUNK, comm.rank, comm.world):
+    for chunk in source.chunks(CHUNK_ROWS, comm.rank, comm.world):
         scores = model(chunk.X.to(device))
         y = chunk.y.to(device)
         sums += torch.stack([loss_from_scores(scores, y, reduction="sum").double().cpu(),
                              (scores_to_labels(scores) == y).sum().double().cpu(),
                              torch.tensor(float(y.shape[0]), dtype=torch.float64)])
-    if comm.world > 1:
-        comm.reduce([sums])
+    comm.reduce([sums])
     model.train(was_training)
     n = max(float(sums[2]), 1.0)
     return {"loss": float(sums[0]) / n, "accuracy": float(sums[1]) / n, "n": int(sums[2])}

@@ -4,10 +4,11 @@ epochs, updates, averaging window, learning rate per update, threads), and the l
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from softreg.data.sources import steps_for
 from softreg.errors import UserInputError
+from softreg.settings import spell
 from softreg.training.config import Runtime, TrainConfig
 
 # Batch x features up to which minibatch training runs on one CPU thread. Measured on 2 cores
@@ -41,6 +42,10 @@ class Plan:
     @property
     def total_steps(self) -> int:
         return self.epochs * self.steps_per_epoch
+
+    def to_dict(self) -> dict:
+        """The numbers as a run's metrics.json records them (``Plan(**d)`` reads them back)."""
+        return asdict(self)
 
     @property
     def full_batch(self) -> bool:
@@ -77,7 +82,7 @@ def make_plan(config: TrainConfig, n_samples: int, n_features: int, runtime: Run
     if o.drop_last and batch > n_samples:
         raise UserInputError(
             f"batch size {batch} with drop_last leaves no full batch of the {n_samples} training "
-            "samples; lower --batch-size or drop --drop-last."
+            f"samples; lower {spell('batch_size')} or drop {spell('drop_last', True)}."
         )
     steps = steps_for(n_samples, batch, o.drop_last)
     epochs = o.epochs
@@ -107,7 +112,7 @@ def describe(config: TrainConfig, plan: Plan, preprocess: str, device: str, worl
         method = f"L-BFGS lr {o.lr:g} (full batch, up to 20 line-searched steps per epoch)"
     if plan.schedule == "cosine":
         method += " cosine decay"
-    l2 = "L2 auto (validation path; small linear problems refitted exactly by L-BFGS)" if o.l2 == "auto" else f"L2 {o.l2:g}" if o.l2 else ""
+    l2 = f"L2 {o.l2:g}" if o.l2 else ""  # "auto" is resolved before a plan is made
     penalty = ", ".join(p for p in (l2, f"L1 {o.l1:g}" if o.l1 else "") if p)
     batch = "all rows" if plan.full_batch else f"batch {plan.batch_size}"
     lines = [

@@ -15,6 +15,7 @@ default recipe on sparse rows, what the user did not give is set as the estimato
 
 from __future__ import annotations
 
+from softreg.system.processes import SINGLE, Comm
 from softreg.training.config import TrainConfig, with_settings
 
 NAMES = ("lr", "l2", "batch_size")  # the settings chosen here when the user leaves them out
@@ -50,12 +51,10 @@ def sparse_settings(dataset, config: TrainConfig, given: set[str] | frozenset[st
     return settings
 
 
-def with_sparse_settings(dataset, config: TrainConfig, given, comm=None) -> tuple[TrainConfig, dict]:
+def with_sparse_settings(dataset, config: TrainConfig, given, comm: Comm = SINGLE) -> tuple[TrainConfig, dict]:
     """(config with ``sparse_settings`` applied, those settings); with several processes rank 0's
     values are taken by all (each may hold different rows)."""
-    settings = sparse_settings(dataset, config, given)
-    if comm is not None and comm.world > 1:
-        settings = comm.broadcast(settings)
+    settings = comm.broadcast(sparse_settings(dataset, config, given))
     return (with_settings(config, **settings) if settings else config), settings
 
 

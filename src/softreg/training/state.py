@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from softreg.errors import UserInputError
+from softreg.settings import spell
 from softreg.models import Classifier
 from softreg.training.config import TrainConfig
 from softreg.training.plan import Plan
@@ -247,7 +248,7 @@ def read_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]
     if not path.is_file():
         raise UserInputError(
             f"{run_dir}: no checkpoint to resume from ({CHECKPOINT_DIR}/{CHECKPOINT_FILE} is missing); "
-            "train with --checkpoint-every N to make runs resumable, or start the run again."
+            f"train with {spell('checkpoint_every', 'N')} to make runs resumable, or start the run again."
         )
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -255,8 +256,8 @@ def read_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict]
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError, ValueError, KeyError, TypeError) as exc:
         raise UserInputError(f"{path} is damaged ({' '.join(str(exc).split())[:200]}); "
-                             "start the run again without --resume.") from None
+                             f"start the run again without {spell('resume')}.") from None
     if not isinstance(doc, dict) or doc.get("format") != CHECKPOINT_FORMAT:
         raise UserInputError(f"{path} was written in a checkpoint format this softreg does not read; "
-                             "start the run again without --resume.")
+                             f"start the run again without {spell('resume')}.")
     return tensors, doc

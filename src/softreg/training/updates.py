@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from softreg.models.sparse import SparseProduct, densify
+from softreg.errors import UserInputError
 
 
 def weight_names(net: nn.Module) -> list[bool]:
@@ -140,11 +141,14 @@ class Adam(Updater):
 
 
 def make_updater(net: nn.Module, optimizer: str, momentum: float, l2: float, l1: float) -> Updater:
+    """The minibatch update rule named ``optimizer`` (L-BFGS, full batch, is ``LBFGS``)."""
     params = list(net.parameters())
     penalised = weight_names(net)
     if optimizer == "adam":
         return Adam(params, penalised, l2, l1)
-    return SGD(params, penalised, l2, l1, momentum)
+    if optimizer == "sgd":
+        return SGD(params, penalised, l2, l1, momentum)
+    raise UserInputError(f"optimizer {optimizer!r} has no minibatch update rule; use sgd or adam.")
 
 
 def l2_penalty(params: list[torch.Tensor], penalised: list[bool], l2: float) -> float:

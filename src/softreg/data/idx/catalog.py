@@ -21,7 +21,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
@@ -30,6 +30,7 @@ import torch
 from softreg.data.base import Dataset, Split
 from softreg.data.idx.files import read_idx
 from softreg.errors import UserInputError
+from softreg.settings import spell
 from softreg.system.io import atomic_write
 from softreg.system.limits import read_at_most
 
@@ -74,7 +75,6 @@ class DatasetInfo:
     mirrors: list[str]
     md5: dict[str, str]  # standard .gz file name -> MD5 of the published file
     homepage: str = ""
-    aliases: tuple[str, ...] = field(default=())
 
 
 # MD5s of the published .gz files, as listed by torchvision
@@ -111,7 +111,6 @@ DATASETS: dict[str, DatasetInfo] = {
             "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
         },
         homepage="https://github.com/zalandoresearch/fashion-mnist",
-        aliases=("fashion_mnist", "fashionmnist", "fmnist"),
     ),
     "kmnist": DatasetInfo(
         name="kmnist",
@@ -125,7 +124,6 @@ DATASETS: dict[str, DatasetInfo] = {
             "t10k-labels-idx1-ubyte.gz": "7320c461ea6c1c855c0b718fb2a4b134",
         },
         homepage="https://github.com/rois-codh/kmnist",
-        aliases=("k-mnist", "kuzushiji-mnist"),
     ),
 }
 
@@ -158,13 +156,10 @@ def arrays_dir(name: str, data_dir: str | os.PathLike[str] | None = None) -> Pat
 
 
 def _lookup(name: str) -> DatasetInfo | None:
-    key = name.strip().lower()
-    if key in DATASETS:
-        return DATASETS[key]
-    for info in DATASETS.values():
-        if key in info.aliases:
-            return info
-    return None
+    from softreg.data.names import canonical
+
+    known = canonical(name)
+    return DATASETS.get(known) if known is not None else None
 
 
 def _candidate_names(role: str) -> list[str]:
@@ -311,7 +306,7 @@ def _download(info: DatasetInfo, folder: Path, progress) -> None:
             reason = "; ".join(failures) if failures else "no mirror is configured"
             raise UserInputError(
                 f"could not download {info.name} (no network?): {reason}; put the IDX files "
-                f"in {folder} or pass --data PATH to a folder holding them."
+                f"in {folder} or pass {spell('data', 'PATH')} to a folder holding them."
             )
 
 
@@ -451,7 +446,7 @@ def _load_folder(
         classes=list(classes),
         image_shape=tuple(int(d) for d in train.X.shape[1:]),
         pixel_max=255.0,
-        source=source,
+        origin=source,
     )
     return dataset.validate()
 

@@ -201,7 +201,7 @@ def load_svmlight(path: str | Path, *, test: str | Path | None = None, test_frac
     feature numbering (a model's); by default it comes from the files.
     """
     from softreg.data.base import Dataset, Split
-    from softreg.data.tables.labels import stratified_split
+    from softreg.data.split import stratified_split
 
     path = Path(path)
     files = [path] if test is None else [path, Path(test)]
@@ -227,22 +227,22 @@ def load_svmlight(path: str | Path, *, test: str | Path | None = None, test_frac
         test_split = Split(from_scipy(X_test), torch.from_numpy(np.searchsorted(values, test_labels).astype(np.int64)))
         notes.append(f"test split: {test}")
     data = Dataset(name=path.name, train=Split(from_scipy(X), torch.from_numpy(codes)), test=test_split,
-                   classes=classes, source=str(path.resolve()), notes=notes, index_base=base)
+                   classes=classes, origin=str(path.resolve()), notes=notes, index_base=base)
     return data.validate()
 
 
-def load_scoring_svmlight(path: str | Path, run, labelled: bool = True):
-    """A whole svmlight file, read with a sparse run's feature numbering, as the test split of a
-    Dataset with the run's classes (labels outside them are an error; without ``labelled`` the
-    labels are not read: every line's first value is a placeholder)."""
+def load_scoring_svmlight(path: str | Path, expected, labelled: bool = True):
+    """A whole svmlight file, read with a sparse model's feature numbering (``expected``: a
+    softreg.data.Expected), as the test split of a Dataset with the model's classes (labels outside
+    them are an error; without ``labelled`` the labels are not read: every line's first value is a
+    placeholder)."""
     from softreg.data.base import Dataset, Split
 
     if not is_svmlight(path):
         raise UserInputError(f"{path}: this model was trained on svmlight data; score an svmlight file "
                              "(.svm, .svmlight, .libsvm, optionally .gz).")
-    mc = run.model_config
-    [(X, labels)], base = read_svmlight([path], mc.index_base, mc.n_features)
-    classes = [str(c) for c in run.data["classes"]]
+    [(X, labels)], base = read_svmlight([path], expected.index_base, expected.n_features)
+    classes = list(expected.classes)
     names = np.array([class_name(v) for v in labels] if labelled else [], dtype=object)
     known = {c: k for k, c in enumerate(classes)}
     unknown = sorted({str(n) for n in names if n not in known})
@@ -254,4 +254,4 @@ def load_scoring_svmlight(path: str | Path, run, labelled: bool = True):
     if not bool(torch.isfinite(rows.values()).all()):
         raise UserInputError(f"{path}: the features contain NaN or infinite values; remove or impute them.")
     return Dataset(name=Path(path).name, train=Split(row_range(rows, 0, 0), y[:0]), test=Split(rows, y),
-                   classes=classes, source=str(Path(path).resolve()), index_base=base)
+                   classes=classes, origin=str(Path(path).resolve()), index_base=base)

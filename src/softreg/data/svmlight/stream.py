@@ -27,6 +27,7 @@ import torch
 from softreg.models.sparse import from_scipy, sparse_preprocess
 from softreg.data.svmlight.files import class_name, line_problem, rebase
 from softreg.errors import UserInputError
+from softreg.settings import spell
 
 PIECE_BYTES = 4 << 20  # a piece of a plain file: about this many bytes, cut after a line break
 
@@ -142,8 +143,8 @@ class SvmlightFile:
 def open_svmlight_stream(path: str | Path, *, preprocess: str, test: str | Path | None = None,
                          test_fraction: float = 0.2, seed: int = 0):
     """A StreamData over an svmlight file (and its test file): see the module docstring."""
-    from softreg.data.stream import StreamData
-    from softreg.data.tables.labels import stratified_split
+    from softreg.data.base import StreamData
+    from softreg.data.split import stratified_split
     from softreg.models.preprocess import Moments, Preprocess
 
     train_file = SvmlightFile(path)
@@ -161,7 +162,7 @@ def open_svmlight_stream(path: str | Path, *, preprocess: str, test: str | Path 
         held[stratified_split(codes.numpy(), test_fraction, seed)[1]] = True
     kind = sparse_preprocess(preprocess)
     if kind not in ("none", "scale"):
-        raise UserInputError(f"--preprocess {preprocess} needs image data; use standardize (which scales sparse "
+        raise UserInputError(f"{spell('preprocess', preprocess)} needs image data; use standardize (which scales sparse "
                              "features without centring them) or none for svmlight files.")
     source = _source(train_file, codes, ~held, base, width)
     if kind == "scale":
@@ -181,7 +182,7 @@ def open_svmlight_stream(path: str | Path, *, preprocess: str, test: str | Path 
     else:
         test_source = _source(train_file, codes, held, base, width) if held.any() else None
     notes = [f"test split: {test}"] if test is not None else []
-    return StreamData(name=Path(path).name, source=str(Path(path).resolve()), classes=classes, train=source,
+    return StreamData(name=Path(path).name, origin=str(Path(path).resolve()), classes=classes, train=source,
                       test=test_source, preprocess=pre, notes=notes, index_base=base).validate()
 
 

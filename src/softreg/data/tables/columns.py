@@ -15,6 +15,7 @@ import numpy as np
 
 from softreg.data.tables.csvfile import is_number
 from softreg.errors import UserInputError
+from softreg.settings import spell
 
 
 def arrow_numpy(values) -> np.ndarray:
@@ -87,6 +88,20 @@ class TableSchema:
             return cls(label=str(doc["label"]), columns=columns, impute=str(doc.get("impute", "none")))
         except (KeyError, TypeError) as exc:
             raise UserInputError(f"the stored table schema is damaged ({exc}); train the run again.") from None
+
+    def decode(self, row) -> dict:
+        """One encoded row (n_features,) as raw column values, the inverse of ``encode``: a number as it
+        is, a one-hot block as its category (None for all zeros: a value not seen in training)."""
+        values = [float(v) for v in row]
+        out, at = {}, 0
+        for c in self.columns:
+            if c.kind == "categorical":
+                block = values[at : at + c.width]
+                out[c.name] = c.categories[block.index(1.0)] if 1.0 in block else None
+            else:
+                out[c.name] = values[at]
+            at += c.width
+        return out
 
     def check_columns(self, names: list[str], where: str) -> list[str]:
         """Raise when a feature column is missing; return the extra column names (ignored)."""
@@ -183,7 +198,7 @@ def numeric_values(data, column: Column, where: str, first_row: int) -> np.ndarr
     values = arrow_numpy(data)
     if values.dtype.kind not in "fiub":
         raise UserInputError(f"{where}: column {column.name!r} of type {data.type} cannot be read as numbers; "
-                             f"leave it out with --drop {column.name}.")
+                             f"leave it out with {spell('drop', [column.name])}.")
     if values.dtype.kind == "f":
         big = np.abs(values) > np.finfo(np.float32).max
         if big.any():
@@ -212,7 +227,7 @@ def fill_missing(X: np.ndarray, schema: TableSchema, train_rows: int, where: str
                     row = int(np.nonzero(missing)[0][0])
                     raise UserInputError(
                         f"{where}: column {c.name!r} has missing values (first in data row {row + 1}); "
-                        "fill them, drop the rows, or add --impute mean (or median, zero)."
+                        f"fill them, drop the rows, or add {spell('impute', 'mean')} (or median, zero)."
                     )
                 if c.fill is None:
                     c.fill = impute_value(col[:train_rows], schema.impute, c.name, where)
@@ -226,7 +241,7 @@ def impute_value(values: np.ndarray, how: str, name: str, where: str) -> float:
         return 0.0
     if known.size == 0:
         raise UserInputError(f"{where}: column {name!r} has no values in the training rows to impute from; "
-                             f"drop it with --drop {name} or use --impute zero.")
+                             f"drop it with {spell('drop', [name])} or use {spell('impute', 'zero')}.")
     return float(np.mean(known, dtype=np.float64) if how == "mean" else np.median(known))
 
 
@@ -256,7 +271,7 @@ def pick_label(names: list[str], label: str | None, where: str) -> str:
         if label in names:
             return label
         shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
-        raise UserInputError(f"{where}: no column named {label!r}; columns are {shown}. Pass one of them with --label.")
+        raise UserInputError(f"{where}: no column named {label!r}; columns are {shown}. Pass one of them with {spell('label')}.")
     lowered = [n.lower() for n in names]
     for name in LABEL_NAMES:
         if name in lowered:
@@ -272,7 +287,7 @@ def infer_schema(reader, label: str | None = None, drop: list[str] | None = None
     if len(names) < 2:
         raise UserInputError(f"{where}: found one column; a table needs features and a label column.")
     label = pick_label(names, label, where)
-    for option, given in (("--drop", drop or []), ("--columns", columns or [])):
+    for option, given in ((spell("drop"), drop or []), (spell("columns"), columns or [])):
         unknown = [c for c in given if c not in names]
         if unknown:
             raise UserInputError(f"{where}: {option} names column(s) {', '.join(map(repr, unknown))} that the table "
@@ -289,7 +304,7 @@ def infer_schema(reader, label: str | None = None, drop: list[str] | None = None
             cols.append(Column(name, "categorical", "string"))
         else:
             raise UserInputError(f"{where}: column {name!r} has type {t}, which softreg cannot use as a feature; "
-                                 f"leave it out with --drop {name}.")
+                                 f"leave it out with {spell('drop', [name])}.")
     return TableSchema(label=label, columns=cols, impute=impute)
 
 
@@ -302,7 +317,7 @@ def mostly_numbers_check(values, name: str, where: str) -> None:
     if bad and len(bad) <= 0.5 * len(sample):
         row = next(i for i, v in enumerate(values) if v is not None and str(v).strip() and not is_number(str(v)))
         raise UserInputError(f"{where}: column {name!r}, data row {row + 1} holds {bad[0]!r}, not a number, in a "
-                             "column of numbers; fix the value, or --drop the column.")
+                             f"column of numbers; fix the value, or {spell('drop')} the column.")
 
 
 def check_text_columns(schema: TableSchema, table, where: str) -> None:
@@ -322,10 +337,10 @@ def fit_categories(schema: TableSchema, table, where: str) -> None:
         values = pc.unique(as_text(table.column(c.name))).drop_null().to_pylist()
         if len(values) > MAX_CATEGORIES:
             raise UserInputError(f"{where}: text column {c.name!r} has {len(values)} distinct values, too many to "
-                                 f"one-hot encode (limit {MAX_CATEGORIES}); leave it out with --drop {c.name}.")
+                                 f"one-hot encode (limit {MAX_CATEGORIES}); leave it out with {spell('drop', [c.name])}.")
         if table.num_rows >= ID_ROWS and len(values) == table.num_rows:
             raise UserInputError(f"{where}: text column {c.name!r} has a different value in every row (an "
-                                 f"identifier?); leave it out with --drop {c.name}.")
+                                 f"identifier?); leave it out with {spell('drop', [c.name])}.")
         c.categories = sorted(values)
 
 

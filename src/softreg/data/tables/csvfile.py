@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 from softreg.errors import UserInputError
+from softreg.settings import spell
 
 SAMPLE_BYTES = 1 << 20  # read to detect the separator and the header
 
@@ -26,11 +27,11 @@ def csv_error(exc: Exception, path: Path, bad: list, n_columns: int, header: boo
         value = text.split("invalid value", 1)[1].strip()
         column = column_of(text)
         return UserInputError(f"{path}: column {column} holds {value}, not a number, in a column of numbers; "
-                              "fix the value, or --drop the column.")
+                              f"fix the value, or {spell('drop')} the column.")
     if isinstance(exc, OSError) and not type(exc).__module__.startswith("pyarrow"):
         return UserInputError(f"cannot read {path} ({exc.strerror or text}); fix its permissions or copy it "
                               "somewhere readable.")
-    return UserInputError(f"{path}: malformed CSV ({text}); check quoting and delimiters (--sep).")
+    return UserInputError(f"{path}: malformed CSV ({text}); check quoting and delimiters ({spell('sep')}).")
 
 
 def ragged_row(path: Path, sep: str, n_columns: int) -> int | None:
@@ -66,7 +67,7 @@ def read_sample(path: Path) -> bytes:
         with pa.input_stream(str(path), compression="detect") as stream:
             return stream.read(SAMPLE_BYTES)
     except FileNotFoundError:
-        raise UserInputError(f"{path}: no such file; check the path given to --data.") from None
+        raise UserInputError(f"{path}: no such file; check the path.") from None
     except PermissionError:
         raise UserInputError(f"cannot read {path} (Permission denied); fix its permissions or copy it "
                              "somewhere readable.") from None

@@ -1,4 +1,4 @@
-"""Labels of a table: class names, class indices computed in Arrow, and the stratified split."""
+"""Labels of a table: class names and class indices, computed in Arrow."""
 
 from __future__ import annotations
 
@@ -46,33 +46,3 @@ def classes_and_codes(labels, where: str, classes: list[str] | None = None) -> t
         raise UserInputError(f"{where}: label(s) {shown} are not among the model's {len(classes)} classes; "
                              "use data labelled like the training data.")
     return classes, arrow_numpy(index).astype(np.int64)
-
-
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, held-out rows), sorted: about ``fraction`` of each class held out (of the whole
-    when a class is too rare to split); fixed by ``seed``."""
-    n = len(y)
-    n_out = int(round(n * fraction))
-    if n_out == 0 or n - n_out < 1:
-        return np.arange(n), np.arange(0)
-    rng = np.random.default_rng(seed)
-    counts = np.bincount(y)
-    present = counts[counts > 0]
-    if present.min() < 2 or n_out < len(present):
-        perm = rng.permutation(n)
-        return np.sort(perm[n_out:]), np.sort(perm[:n_out])
-    # classes get floor(share), then the rows left over go to the classes with the largest remainders
-    share = counts * (n_out / n)
-    take = np.floor(share).astype(np.int64)
-    extra = n_out - take.sum()
-    if extra > 0:
-        order = np.argsort(-(share - take), kind="stable")
-        take[order[:extra]] += 1
-    held = []
-    for k in np.nonzero(counts)[0]:
-        rows = np.nonzero(y == k)[0]
-        held.append(rng.permutation(rows)[: take[k]])
-    out = np.sort(np.concatenate(held))
-    mask = np.ones(n, bool)
-    mask[out] = False
-    return np.nonzero(mask)[0], out

@@ -11,9 +11,11 @@ import torch
 from softreg.data.base import Dataset, Split
 from softreg.data.tables.columns import TableSchema, fill_missing
 from softreg.data.tables.columns import ID_ROWS, check_text_columns, fit_categories, infer_schema
-from softreg.data.tables.labels import classes_and_codes, label_arrow, stratified_split
+from softreg.data.split import stratified_split
+from softreg.data.tables.labels import classes_and_codes, label_arrow
 from softreg.data.tables.reader import TableReader
 from softreg.errors import UserInputError
+from softreg.settings import spell
 
 def load_table(
     path: str | Path,
@@ -59,7 +61,7 @@ def load_table(
     Xt = torch.from_numpy(X)
     test_split = Split(Xt[n_train:], y[n_train:]) if len(test_rows) else None
     data = Dataset(name=path.name, train=Split(Xt[:n_train], y[:n_train]), test=test_split, classes=classes,
-                   source=str(path.resolve()), feature_names=schema.feature_names(), schema=schema, notes=notes)
+                   origin=str(path.resolve()), feature_names=schema.feature_names(), schema=schema, notes=notes)
     if test is not None:
         data.test = load_scoring_table(test, schema, classes, header=header, sep=sep).test
         data.notes += [f"test split: {test}"]
@@ -89,7 +91,7 @@ def load_scoring_table(path: str | Path, schema: TableSchema, classes: list[str]
     fill_missing(X, schema, 0, where)
     Xt, y = torch.from_numpy(X), torch.from_numpy(codes)
     return Dataset(name=path.name, train=Split(Xt[:0], y[:0]), test=Split(Xt, y), classes=list(classes),
-                   source=str(path.resolve()), feature_names=schema.feature_names(), schema=schema, notes=notes)
+                   origin=str(path.resolve()), feature_names=schema.feature_names(), schema=schema, notes=notes)
 
 
 def _concat(batches, columns):
@@ -116,7 +118,7 @@ def _check_size(reader: TableReader, schema: TableSchema, where: str) -> None:
         n = reader.count_rows()
         per_row = len(schema.columns) * schema.input_dtype().itemsize + 24  # features, label, split index
         check_allocation(n * per_row, f"the {n}-row table {where}",
-                         "train with --stream (bounded memory), or use fewer rows or columns")
+                         f"train with {spell('stream', True)} (bounded memory), or use fewer rows or columns")
 
 
 def _features(reader: TableReader, schema: TableSchema, train_rows: np.ndarray, test_rows: np.ndarray,
@@ -127,7 +129,7 @@ def _features(reader: TableReader, schema: TableSchema, train_rows: np.ndarray, 
     n = len(train_rows) + len(test_rows)
     dtype = schema.input_dtype()
     check_allocation(n * schema.n_features * dtype.itemsize, f"the {n} x {schema.n_features} feature matrix of "
-                     f"{where}", "use --stream to train from disk, or fewer columns (--columns / --drop)")
+                     f"{where}", f"use {spell('stream', True)} to train from disk, or fewer columns ({spell('columns')} / {spell('drop')})")
     X = np.empty((n, schema.n_features), dtype=dtype)
     dest = np.empty(n, dtype=np.int64)
     dest[train_rows] = np.arange(len(train_rows))
@@ -169,7 +171,7 @@ def _no_missing(block: np.ndarray, schema: TableSchema, where: str, first_row: i
         r, j = np.argwhere(bad)[0]
         name = schema.feature_names()[j]
         raise UserInputError(f"{where}: column {name!r} has missing values (first in data row {first_row + r + 1}); "
-                             "fill them, drop the rows, or add --impute mean (or median, zero).")
+                             f"fill them, drop the rows, or add {spell('impute', 'mean')} (or median, zero).")
 
 
 def _numeric_id_notes(schema: TableSchema, X: np.ndarray, where: str) -> list[str]:
@@ -180,6 +182,6 @@ def _numeric_id_notes(schema: TableSchema, X: np.ndarray, where: str) -> list[st
             if c.kind == "numeric" and c.type.startswith(("int", "uint")) and c.type not in ("uint8", "int8"):
                 if np.unique(X[:, at]).size == X.shape[0]:
                     notes.append(f"note: column {c.name!r} has a different value in every row (an identifier?); "
-                                 f"it is used as a feature; --drop {c.name} leaves it out.")
+                                 f"it is used as a feature; {spell('drop', [c.name])} leaves it out.")
             at += c.width
     return notes

@@ -16,6 +16,7 @@ from typing import Iterator
 
 from softreg.data.tables.csvfile import SAMPLE_BYTES, csv_error, detail, looks_like_header, read_sample, sniff
 from softreg.errors import UserInputError
+from softreg.settings import spell
 
 CSV_SUFFIXES = (".csv", ".tsv", ".tab")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -73,7 +74,7 @@ class TableReader:
         elif self.path.is_file():
             self.files = [self.path]
         else:
-            raise UserInputError(f"{self.path}: no such file or folder; check the path given to --data.")
+            raise UserInputError(f"{self.path}: no such file or folder; check the path.")
         formats = {table_format(f) for f in self.files}
         if None in formats or len(formats) != 1:
             raise UserInputError(f"{self.path}: a table must be all CSV or all Parquet files; found "
@@ -129,11 +130,11 @@ class TableReader:
         if self.sep is None:
             self.sep = "\t" if first.name.lower().replace(".gz", "").endswith((".tsv", ".tab")) else sniff(lines)
         if len(self.sep) != 1:
-            raise UserInputError(f"--sep must be one character; got {self.sep!r}. Example: --sep ';'.")
+            raise UserInputError(f"{spell('sep')} must be one character; got {self.sep!r}. Example: {spell('sep', ';')}.")
         try:
             rows = [row for row in csv.reader(lines, delimiter=self.sep) if row]
         except csv.Error as exc:
-            raise UserInputError(f"{first}: malformed CSV ({exc}); check quoting and delimiters (--sep).") from None
+            raise UserInputError(f"{first}: malformed CSV ({exc}); check quoting and delimiters ({spell('sep')}).") from None
         if not rows:
             raise UserInputError(f"{first}: no rows found in the file's first {SAMPLE_BYTES} bytes; give a CSV "
                                  "table with a header and rows.")
@@ -143,7 +144,7 @@ class TableReader:
             self.names = [c.strip() for c in rows[0]]
             if len(set(self.names)) != len(self.names) or not all(self.names):
                 raise UserInputError(f"{first}: the header has empty or repeated column names; name every "
-                                     "column once, or pass --no-header.")
+                                     f"column once, or pass {spell('header', False)}.")
         else:
             self.names = [f"c{i + 1}" for i in range(len(rows[0]))]
         import pyarrow.csv as pcsv

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from softreg.errors import UserInputError
+from softreg.settings import spell
 
 
 def resolve_device(name: str) -> torch.device:
@@ -20,7 +21,7 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UserInputError(
-                f"device {name!r} is not available: this PyTorch sees no CUDA GPU; use --device cpu or auto."
+                f"device {name!r} is not available: this PyTorch sees no CUDA GPU; use {spell('device', 'cpu')} or auto."
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UserInputError(
