@@ -84,7 +84,7 @@ class Predictor:
         """What a client needs to call the model (the body of GET /v1/models/NAME)."""
         split = self.test_split()
         return {
-            "name": self.name, "ready": True, "classes": self.classes, "n_features": self.n_features,
+            "name": self.name, "version": self.version, "ready": True, "classes": self.classes, "n_features": self.n_features,
             "image_shape": list(self.image_shape) if self.image_shape else None,
             "pixel_max": self.pixel_max, "model": self.kind, "feature_names": self.feature_names,
             "dataset": self.run.data.get("name"), "test_samples": len(split[0]) if split else 0,
