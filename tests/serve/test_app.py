@@ -12,67 +12,27 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 import torch
-from helpers import assert_user_error, call_main, write_idx_folder
+from helpers import assert_user_error
 
 pytest.importorskip("fastapi", reason="serving needs the serve extra: pip install 'softreg[serve]'")
 httpx = pytest.importorskip("httpx", reason="the serving tests use httpx (the test extra)")
 
 from softreg.data import load_dataset  # noqa: E402
 from softreg.inference.images import png_bytes  # noqa: E402
-from softreg.inference.predictor import Predictor  # noqa: E402
 from softreg.serve.app import create_app  # noqa: E402
 from softreg.serve.batching import MicroBatcher  # noqa: E402
 from softreg.serve.server import BackgroundServer  # noqa: E402
 
-N_TEST = 1000
-BODY_LIMIT = 512 * 1024
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict:
-    """An image run (28x28, 3 classes, 1,000 test images) and a table run."""
-    base = tmp_path_factory.mktemp("serve")
-    folder = write_idx_folder(base / "idx", n_train=300, n_test=N_TEST)
-    images, table = base / "images", base / "table"
-    assert call_main(["train", "--data", folder, "--epochs", "3", "--device", "cpu", "--out", images]) == 0
-    assert call_main(["train", "--data", "toy", "--epochs", "20", "--device", "cpu", "--out", table]) == 0
-    svm, sparse = base / "rows.svm", base / "sparse"
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(400):  # the class is which of features 1..3 is largest; 500 features, a few set per row
-        values = {j: round(float(rng.uniform(0.1, 2)), 3) for j in sorted(rng.choice(np.arange(1, 501), 6, False))}
-        values.update({j: round(float(rng.uniform(0, 1)), 3) for j in (1, 2, 3)})
-        label = max((1, 2, 3), key=values.get)
-        lines.append(f"{label} " + " ".join(f"{j}:{v}" for j, v in sorted(values.items())))
-    svm.write_text("\n".join(lines) + "\n")
-    assert call_main(["train", "--data", svm, "--epochs", "5", "--device", "cpu", "--out", sparse]) == 0
-    return {"folder": folder, "images": images, "table": table, "sparse": sparse}
-
-
-@pytest.fixture(scope="module")
-def predictors(runs) -> dict:
-    return {name: Predictor.from_run(runs[name]) for name in ("images", "table", "sparse")}
-
-
-@pytest.fixture(scope="module")
-def server(predictors):
-    app = create_app(list(predictors.values()), max_body_bytes=BODY_LIMIT)
-    with BackgroundServer(app) as running:
-        yield running
+N_TEST = 1000  # test images of the runs in conftest.py
+BODY_LIMIT = 512 * 1024  # the body limit of conftest.py's server
 
 
 @pytest.fixture
 def client(server):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def test_images(runs) -> torch.Tensor:
-    return load_dataset(str(runs["folder"])).test.X  # (1000, 28, 28) uint8
 
 
 def predict(client, name: str, instances, **extra) -> httpx.Response:
@@ -84,7 +44,7 @@ def predict(client, name: str, instances, **extra) -> httpx.Response:
 
 def test_healthz(client):
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.json() == {"status": "ok", "models": ["images", "sparse", "table"]}
+    assert response.status_code == 200 and response.json() == {"status": "ok", "models": ["images", "mlp", "shop", "sparse", "table"]}
 
 
 def test_model_status_is_the_predictors_description(client, predictors):
@@ -94,7 +54,7 @@ def test_model_status_is_the_predictors_description(client, predictors):
         assert doc["name"] == name and doc["ready"] is True and doc["classes"] == predictor.classes
     assert client.get("/v1/models/images").json()["image_shape"] == [28, 28]
     assert client.get("/v1/models/images").json()["test_samples"] == N_TEST
-    assert [m["name"] for m in client.get("/v1/models").json()["models"]] == ["images", "sparse", "table"]
+    assert [m["name"] for m in client.get("/v1/models").json()["models"]] == ["images", "mlp", "shop", "sparse", "table"]
 
 
 def test_a_thousand_test_images_as_feature_lists_score_as_the_library(client, predictors, test_images):
