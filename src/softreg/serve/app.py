@@ -117,7 +117,7 @@ def create_app(predictors: list, *, max_body_bytes: int = MAX_BODY_BYTES, batchi
     async def ui():
         return HTMLResponse(page, headers=PAGE_HEADERS)
 
-    @app.get("/static/{file}", summary="The page's style sheet and script",
+    @app.get("/static/{file}", summary="The page's style sheet and script", response_class=Response,
              responses={200: {"content": {t.split(";")[0]: {"schema": {"type": "string"}} for t in STATIC.values()},
                               "description": "page.css or page.js"}, 404: s.error("no such file")})
     async def static(file: str):
