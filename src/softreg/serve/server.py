@@ -45,12 +45,15 @@ def url_of(sock: socket.socket) -> str:
 DRAIN_SECONDS = 25.0  # Kubernetes waits 30 s after SIGTERM before it kills
 
 
-def make_server(app, drain_seconds: float = DRAIN_SECONDS):
+def make_server(app, drain_seconds: float = DRAIN_SECONDS, http: str = "auto"):
     """A uvicorn server for ``app``. On SIGTERM / SIGINT it drains, then raises the signal again
-    (uvicorn >= 0.29), so the command line's handler reports it and exits 143 / 130."""
+    (uvicorn >= 0.30), so the command line's handler reports it and exits 143 / 130.
+
+    http : uvicorn's HTTP implementation: auto (httptools when installed, else h11), h11, httptools.
+    """
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http=http,
                             timeout_graceful_shutdown=drain_seconds)
     return uvicorn.Server(config)
 
@@ -75,12 +78,12 @@ class BackgroundServer:
     with BackgroundServer(app) as server: ... server.url ...
     """
 
-    def __init__(self, app, host: str = "127.0.0.1"):
+    def __init__(self, app, host: str = "127.0.0.1", http: str = "auto"):
         require_serving()
         self.sock = bind(host, 0)
         self.url = url_of(self.sock).rstrip("/")
         self.app = app
-        self.server = make_server(app, 5.0)
+        self.server = make_server(app, 5.0, http)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> "BackgroundServer":
