@@ -3,10 +3,13 @@ and the KServe SDK against a real server, their answers held to ``Predictor`` on
 
 from __future__ import annotations
 
-import asyncio
 import json
+import os
 import struct
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,11 +26,6 @@ MODELS = ("images", "mlp", "shop")  # a linear image model, an MLP, a table with
 def triton(server):
     http = pytest.importorskip("tritonclient.http", reason="tritonclient[http] is a test dependency")
     return http, http.InferenceServerClient(server.url.removeprefix("http://"), network_timeout=60)
-
-
-def kserve_client(protocol: str):
-    kserve = pytest.importorskip("kserve", reason="kserve is a test dependency")
-    return kserve, kserve.InferenceRESTClient(kserve.RESTConfig(protocol=protocol, timeout=60))
 
 
 def inputs_of(name: str, predictors, test_images) -> tuple[np.ndarray | list, torch.Tensor]:
@@ -167,54 +165,47 @@ def test_a_thousand_v2_requests_from_eight_threads(server, predictors, test_imag
 # ------------------------------------------------------------------ the KServe SDK
 
 
-def test_kserve_v1_live_ready_and_predict(server, predictors, test_images):
-    _, client = kserve_client("v1")
-    data, expected = inputs_of("mlp", predictors, test_images)
+def kserve_python() -> str:
+    """The interpreter that has kserve: SOFTREG_KSERVE_PYTHON (the Makefile's .ci-venvs/kserve), or this one."""
+    import importlib.util
 
-    async def calls():
-        try:
-            live = await client.is_server_live(server.url)
-            ready = await client.is_model_ready(server.url, "mlp")
-            answer = await client.infer(server.url, {"instances": data.reshape(50, -1).tolist()}, model_name="mlp")
-            return live, ready, answer
-        finally:
-            await client.close()
-
-    live, ready, answer = asyncio.run(calls())
-    assert live is True and ready is True
-    probs = np.array([p["probabilities"] for p in answer["predictions"]])
-    np.testing.assert_allclose(probs, expected.probabilities.numpy(), atol=1e-6)
+    path = os.environ.get("SOFTREG_KSERVE_PYTHON")
+    if path and Path(path).is_file():
+        return path
+    if importlib.util.find_spec("kserve") is not None:
+        return sys.executable
+    reason = "kserve is not installed (make test puts it in .ci-venvs/kserve; see .ci/kserve.txt)"
+    if os.environ.get("SOFTREG_REQUIRE_KSERVE") == "1":
+        pytest.fail(f"SOFTREG_REQUIRE_KSERVE=1 but {reason}")
+    pytest.skip(reason)
 
 
-@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
-@pytest.mark.parametrize("name", MODELS)
-def test_kserve_v2_infer_equals_the_predictor(server, predictors, test_images, name, binary):
-    kserve, client = kserve_client("v2")
-    data, expected = inputs_of(name, predictors, test_images)
-    if name == "shop":
-        tensor = kserve.InferInput("rows", [len(data)], "BYTES")
-        tensor.set_data_from_numpy(np.array([json.dumps(r) for r in data], dtype=object), binary_data=binary)
-    else:
-        tensor = kserve.InferInput("features", list(data.shape), "FP32")
-        tensor.set_data_from_numpy(data, binary_data=binary)
-    from kserve.protocol.infer_type import RequestedOutput
-
-    outputs = [RequestedOutput("probabilities", {"binary_data": binary}), RequestedOutput("label")]
-    request = kserve.InferRequest(model_name=name, infer_inputs=[tensor], request_id="k-1", request_outputs=outputs)
-
-    async def calls():
-        try:
-            return (await client.is_server_live(server.url), await client.is_server_ready(server.url),
-                    await client.is_model_ready(server.url, name), await client.infer(server.url, request, name))
-        finally:
-            await client.close()
-
-    live, ready, model_ready, response = asyncio.run(calls())
-    assert live is True and ready is True and model_ready is True and response.id == "k-1"
-    by_name = {o.name: o for o in response.outputs}
-    np.testing.assert_allclose(by_name["probabilities"].as_numpy(), expected.probabilities.numpy(), atol=1e-6)
-    labels = [v.decode() if isinstance(v, bytes) else v for v in by_name["label"].as_numpy().tolist()]
-    assert labels == expected.labels
+def test_the_kserve_sdk_v1_and_v2(server, predictors, test_images):
+    python = kserve_python()
+    mlp, mlp_expected = inputs_of("mlp", predictors, test_images)
+    request = {"v1": {"model": "mlp", "instances": mlp.reshape(50, -1).tolist()}, "v2": []}
+    expected = {}
+    for name in MODELS:
+        data, expected[name] = inputs_of(name, predictors, test_images)
+        if name == "shop":
+            request["v2"].append({"model": name, "input": "rows", "shape": [len(data)], "datatype": "BYTES",
+                                  "data": [json.dumps(r) for r in data]})
+        else:
+            request["v2"].append({"model": name, "input": "features", "shape": list(data.shape), "datatype": "FP32",
+                                  "data": data.tolist()})
+    done = subprocess.run([python, str(Path(__file__).with_name("kserve_calls.py")), server.url],
+                          input=json.dumps(request), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answers = json.loads(done.stdout)
+    assert answers["v1"]["live"] is True and answers["v1"]["ready"] is True  # GET / is {"status": "alive"}
+    np.testing.assert_allclose(answers["v1"]["probabilities"], mlp_expected.probabilities.numpy(), atol=1e-6)
+    assert answers["v2"]["live"] is True and answers["v2"]["ready"] is True
+    for name, got in zip(MODELS, answers["v2"]["models"]):
+        assert got["model_ready"] is True
+        for form in ("json", "binary"):
+            assert got[form]["id"] == f"k-{form == 'binary'}"
+            np.testing.assert_allclose(got[form]["probabilities"], expected[name].probabilities.numpy(), atol=1e-6)
+            assert got[form]["labels"] == expected[name].labels, (name, form)
 
 
 # ------------------------------------------------------------------ malformed v2 requests (raw HTTP)
