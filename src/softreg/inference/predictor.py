@@ -345,7 +345,7 @@ class Predictor:
         notes = notes or [[] for _ in range(n)]
         indices = probs.argmax(dim=1) if n else torch.zeros(0, dtype=torch.int64)
         return Scores(probs, indices, [self.classes[i] for i in indices.tolist()],
-                      [list(dict.fromkeys([*a, *b])) for a, b in zip(notes, checks)])
+                      [list(dict.fromkeys([*a, *b])) for a, b in zip(notes, checks)], self.classes)
 
     def score_rows(self, rows, names: Sequence[str] | None = None) -> Scores:
         """``encode_rows`` then ``score``: raw rows in, probabilities, label indices, labels and warnings out."""

@@ -33,12 +33,14 @@ class Scores:
     indices : (N,) int64, the most probable class of each row.
     labels : N class names, ``classes[indices[i]]``.
     warnings : N lists of notes (empty image, far from the training images, ...), each note once.
+    classes : the model's class names (C).
     """
 
     probabilities: torch.Tensor
     indices: torch.Tensor
     labels: list[str]
     warnings: list[list[str]]
+    classes: list[str]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -48,7 +50,7 @@ class Scores:
         out, start = [], 0
         for n in sizes:
             out.append(Scores(self.probabilities[start : start + n], self.indices[start : start + n],
-                              self.labels[start : start + n], self.warnings[start : start + n]))
+                              self.labels[start : start + n], self.warnings[start : start + n], self.classes))
             start += n
         return out
 
@@ -56,6 +58,11 @@ class Scores:
         return [Prediction(label, int(i), row, list(notes))
                 for label, i, row, notes in zip(self.labels, self.indices.tolist(), self.probabilities.tolist(),
                                                 self.warnings)]
+
+    def top(self, k: int) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
+        """The k most probable classes of each row: probabilities (N, k), indices (N, k), labels, best first."""
+        values, indices = self.probabilities.topk(min(k, len(self.classes)), dim=1)
+        return values, indices, [[self.classes[i] for i in row] for row in indices.tolist()]
 
     def any_warnings(self) -> bool:
         return any(self.warnings)

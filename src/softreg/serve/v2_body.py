@@ -294,11 +294,10 @@ def response(predictor, request: InferRequest, scores) -> tuple[bytes, dict[str,
     outputs, blobs = [], []
     for out in request.outputs:
         if out.name == "probabilities" and out.classification:
-            k = min(out.classification, len(predictor.classes))
-            top = scores.probabilities.topk(k, dim=1)
-            values = [f"{p:.7g}:{i}:{predictor.classes[i]}".encode()
-                      for row_p, row_i in zip(top.values.tolist(), top.indices.tolist()) for p, i in zip(row_p, row_i)]
-            datatype, shape, data = "BYTES", [n, k], values
+            best, indices, labels = scores.top(out.classification)
+            values = [f"{p:.7g}:{i}:{label}".encode() for row in zip(best.tolist(), indices.tolist(), labels)
+                      for p, i, label in zip(*row)]
+            datatype, shape, data = "BYTES", [n, best.shape[1]], values
         elif out.name == "probabilities":
             datatype, shape, data = "FP32", list(scores.probabilities.shape), scores.probabilities
         elif out.name == "label":
