@@ -36,9 +36,18 @@ async def _drain(chunks, budget: int) -> None:
 async def read_body(request, limit: int) -> bytes:
     """The request's body (inflated when it says ``Content-Encoding: gzip | deflate``), at most ``limit`` bytes.
 
-    RequestError 413 when over the limit, 400 for a bad Content-Length or compressed data,
-    415 for another encoding.
+    RequestError 413 when over the limit, 400 for a bad Content-Length or compressed data, or a
+    client gone before the end of its body; 415 for another encoding.
     """
+    from starlette.requests import ClientDisconnect
+
+    try:
+        return await _read(request, limit)
+    except ClientDisconnect:  # nobody hears the answer; it only keeps the log free of tracebacks
+        raise RequestError(400, "the client closed the connection before the end of the body.", close=True) from None
+
+
+async def _read(request, limit: int) -> bytes:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ENCODINGS and encoding != "identity":
         raise RequestError(415, f"Content-Encoding {encoding!r} is not supported; send the body as it is, or "
