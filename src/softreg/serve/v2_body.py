@@ -146,6 +146,18 @@ def _flatten(data) -> list:
 
 
 def _json_data(data, datatype: str, shape: list[int], where: str):
+    if datatype != "BYTES":  # the common case at NumPy's speed; anything odd is explained below
+        try:
+            fast = np.asarray(data)
+        except (ValueError, TypeError):  # ragged nesting
+            fast = None
+        if fast is not None and fast.size == math.prod(shape) and (
+                fast.dtype.kind in "iu" or (fast.dtype.kind == "f" and datatype.startswith("FP"))):
+            if datatype.startswith("FP"):
+                return fast.astype(np.float64).reshape(shape)
+            info = np.iinfo(np.dtype(NUMERIC[datatype]))
+            if fast.size and info.min <= fast.min() and fast.max() <= info.max:
+                return fast.astype(NUMERIC[datatype]).reshape(shape)
     values = _flatten(data if isinstance(data, list) else [data])
     if len(values) != math.prod(shape):
         raise bad(f"{where} has {len(values)} values in \"data\" but its shape {shape} holds {math.prod(shape)}.")
