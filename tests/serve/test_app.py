@@ -392,6 +392,10 @@ def test_serve_mistakes_exit_2(run_cli, runs, tmp_path):
     assert_user_error(code, err, "--max-body-mb must be in (0, 1024]", "got 0.0")
     code, _, err = run_cli("serve", runs["images"], "--port", "70000")
     assert_user_error(code, err, "--port must be in [0, 65535]", "got 70000")
+    code, _, err = run_cli("serve", runs["images"], "--workers", "0")
+    assert_user_error(code, err, "--workers must be in [1, 64]", "got 0")
+    code, _, err = run_cli("serve", runs["images"], "--drain-seconds", "-1")
+    assert_user_error(code, err, "--drain-seconds must be in [0, 3600]", "got -1.0")
 
 
 def test_serve_port_in_use(run_cli, runs):
