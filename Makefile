@@ -20,8 +20,17 @@ demo: setup
 	$(BIN)/softreg train --out runs/digits-softmax
 	$(BIN)/softreg predict runs/digits-softmax --index 0 --show runs/digits-softmax/prediction.png
 
-test: setup
-	$(BIN)/python -m pytest -q
+# the KServe SDK for the serving tests, in a venv of its own (.ci/kserve.txt says why)
+KSERVE_VENV ?= .ci-venvs/kserve
+
+$(KSERVE_VENV)/installed: .ci/kserve.txt
+	$(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(KSERVE_VENV)/bin/python -m pip install -q -r .ci/kserve.txt
+	touch $@
+
+test: setup $(KSERVE_VENV)/installed
+	SOFTREG_KSERVE_PYTHON=$(KSERVE_VENV)/bin/python $(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python bench/run.py

@@ -263,3 +263,54 @@ def test_show_draws_what_the_model_saw_on_a_fixed_scale(run_cli, trained_idx_run
     assert torch.allclose(args[0].reshape(28, 28), faint)  # what the model saw
     image = fig.axes[0].get_images()[0]
     assert image.get_clim() == (0.0, 255.0)
+
+
+def test_score_is_the_models_probabilities_labels_and_notes(trained_idx_run):
+    folder, run_dir = trained_idx_run
+    predictor = Predictor.from_run(run_dir)
+    X = load_dataset(str(folder)).test.X[:12].reshape(12, -1).float()
+    X[0] = 0  # an empty picture: noted
+    scores = predictor.score(X, [["first"]] + [[] for _ in range(11)])
+    logits = predictor.model(X)  # Classifier: raw inputs in
+    reference = torch.softmax(logits, dim=1) if logits.shape[1] > 1 else None
+    probs = predictor.model.predict_proba(X)
+    assert torch.allclose(scores.probabilities, probs.float(), atol=1e-6)
+    if reference is not None:
+        assert torch.allclose(scores.probabilities, reference.float(), atol=1e-5)
+    assert scores.indices.tolist() == probs.argmax(dim=1).tolist()
+    assert scores.labels == [predictor.classes[i] for i in probs.argmax(dim=1).tolist()]
+    assert scores.warnings[0][0] == "first" and "empty" in scores.warnings[0][1] and len(scores) == 12
+    parts = scores.split([5, 7])
+    assert [len(p) for p in parts] == [5, 7] and parts[1].labels == scores.labels[5:]
+    assert torch.equal(parts[1].probabilities, scores.probabilities[5:])
+    values, indices, labels = scores.top(2)
+    assert torch.equal(indices[:, 0], scores.indices) and labels[3][0] == scores.labels[3]
+    assert torch.all(values[:, 0] >= values[:, 1])
+    assert [p.to_dict()["label"] for p in scores.predictions()] == scores.labels
+
+
+def test_score_rows_and_mixed_inputs_match_their_parts(trained_idx_run, toy_run):
+    folder, run_dir = trained_idx_run
+    predictor = Predictor.from_run(run_dir)
+    images = load_dataset(str(folder)).test.X[:3]
+    rows = images.reshape(3, -1).int().tolist()
+    X, notes = predictor.encode_inputs([rows[0], png_bytes(images[1].float(), 255.0), rows[2]])
+    assert torch.allclose(X, images.reshape(3, -1).float(), atol=1e-4) and notes == [[], [], []]
+    assert torch.equal(predictor.encode_rows(images.numpy()), predictor.encode_rows(rows))  # (N, H, W) arrays
+    assert predictor.input_values(X, 0) == [float(v) for v in rows[0]]
+    table = Predictor.from_run(toy_run)
+    assert table.score_rows([[1, 2, 1, 1]]).labels == [p.label for p in table.predict_rows([[1, 2, 1, 1]])]
+    with pytest.raises(UserInputError, match="row 1: .*trained on a table"):
+        table.encode_inputs([[1, 2, 1, 1], png_bytes(torch.zeros(8, 8), 16.0)])
+    inputs = table.inputs()
+    assert inputs.n_features == 4 and inputs.names == table.feature_names and not inputs.images
+
+
+def test_a_folder_named_by_a_number_is_a_version(trained_idx_run, tmp_path):
+    import shutil
+
+    _, run_dir = trained_idx_run
+    shutil.copytree(run_dir, tmp_path / "fm" / "3")
+    predictor = Predictor.from_run(tmp_path / "fm" / "3")
+    assert (predictor.name, predictor.version) == ("fm", "3")
+    assert (Predictor.from_run(run_dir).version) == "1"

@@ -85,12 +85,14 @@ def test_a_run_reads_its_table_again_without_the_option_repeated(option, run_cli
     assert code == 0, err
     assert "predicted" in stdout and ", true " in stdout
 
-    from fastapi.testclient import TestClient
+    import httpx
 
     from softreg.inference.predictor import Predictor
     from softreg.serve.app import create_app
+    from softreg.serve.server import BackgroundServer
 
-    with TestClient(create_app([Predictor.from_run(out)])) as client:
+    with BackgroundServer(create_app([Predictor.from_run(out)])) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as client:
         sample = client.get("/v1/models/run/samples/random", params={"seed": 1})
         assert sample.status_code == 200, sample.text
         answer = client.post("/v1/models/run:predict", json={"instances": [sample.json()["instance"]]})

@@ -9,69 +9,30 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pytest
 import torch
-from helpers import assert_user_error, call_main, write_idx_folder
+from helpers import assert_user_error
 
 pytest.importorskip("fastapi", reason="serving needs the serve extra: pip install 'softreg[serve]'")
 httpx = pytest.importorskip("httpx", reason="the serving tests use httpx (the test extra)")
 
 from softreg.data import load_dataset  # noqa: E402
 from softreg.inference.images import png_bytes  # noqa: E402
-from softreg.inference.predictor import Predictor  # noqa: E402
 from softreg.serve.app import create_app  # noqa: E402
 from softreg.serve.batching import MicroBatcher  # noqa: E402
 from softreg.serve.server import BackgroundServer  # noqa: E402
 
-N_TEST = 1000
-BODY_LIMIT = 512 * 1024
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict:
-    """An image run (28x28, 3 classes, 1,000 test images) and a table run."""
-    base = tmp_path_factory.mktemp("serve")
-    folder = write_idx_folder(base / "idx", n_train=300, n_test=N_TEST)
-    images, table = base / "images", base / "table"
-    assert call_main(["train", "--data", folder, "--epochs", "3", "--device", "cpu", "--out", images]) == 0
-    assert call_main(["train", "--data", "toy", "--epochs", "20", "--device", "cpu", "--out", table]) == 0
-    svm, sparse = base / "rows.svm", base / "sparse"
-    rng = np.random.default_rng(0)
-    lines = []
-    for i in range(400):  # the class is which of features 1..3 is largest; 500 features, a few set per row
-        values = {j: round(float(rng.uniform(0.1, 2)), 3) for j in sorted(rng.choice(np.arange(1, 501), 6, False))}
-        values.update({j: round(float(rng.uniform(0, 1)), 3) for j in (1, 2, 3)})
-        label = max((1, 2, 3), key=values.get)
-        lines.append(f"{label} " + " ".join(f"{j}:{v}" for j, v in sorted(values.items())))
-    svm.write_text("\n".join(lines) + "\n")
-    assert call_main(["train", "--data", svm, "--epochs", "5", "--device", "cpu", "--out", sparse]) == 0
-    return {"folder": folder, "images": images, "table": table, "sparse": sparse}
-
-
-@pytest.fixture(scope="module")
-def predictors(runs) -> dict:
-    return {name: Predictor.from_run(runs[name]) for name in ("images", "table", "sparse")}
-
-
-@pytest.fixture(scope="module")
-def server(predictors):
-    app = create_app(list(predictors.values()), max_body_bytes=BODY_LIMIT)
-    with BackgroundServer(app) as running:
-        yield running
+N_TEST = 1000  # test images of the runs in conftest.py
+BODY_LIMIT = 512 * 1024  # the body limit of conftest.py's server
 
 
 @pytest.fixture
 def client(server):
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
-
-
-@pytest.fixture(scope="module")
-def test_images(runs) -> torch.Tensor:
-    return load_dataset(str(runs["folder"])).test.X  # (1000, 28, 28) uint8
 
 
 def predict(client, name: str, instances, **extra) -> httpx.Response:
@@ -83,7 +44,7 @@ def predict(client, name: str, instances, **extra) -> httpx.Response:
 
 def test_healthz(client):
     response = client.get("/healthz")
-    assert response.status_code == 200 and response.json() == {"status": "ok", "models": ["images", "sparse", "table"]}
+    assert response.status_code == 200 and response.json() == {"status": "ok", "models": ["images", "mlp", "shop", "sparse", "table"]}
 
 
 def test_model_status_is_the_predictors_description(client, predictors):
@@ -93,7 +54,7 @@ def test_model_status_is_the_predictors_description(client, predictors):
         assert doc["name"] == name and doc["ready"] is True and doc["classes"] == predictor.classes
     assert client.get("/v1/models/images").json()["image_shape"] == [28, 28]
     assert client.get("/v1/models/images").json()["test_samples"] == N_TEST
-    assert [m["name"] for m in client.get("/v1/models").json()["models"]] == ["images", "sparse", "table"]
+    assert [m["name"] for m in client.get("/v1/models").json()["models"]] == ["images", "mlp", "shop", "sparse", "table"]
 
 
 def test_a_thousand_test_images_as_feature_lists_score_as_the_library(client, predictors, test_images):
@@ -231,9 +192,27 @@ def test_docs_and_openapi_work_offline(client):
     assert "http" not in page.text.replace("http-equiv", "").split("<body", 1)[0]  # nothing from elsewhere
 
 
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+@pytest.mark.parametrize("accept, page", [(BROWSER_ACCEPT, True), ("text/html", True), ("*/*", False),
+                                          ("application/json", False), ("", False),
+                                          ("application/json, text/html;q=0.5", False),
+                                          ("text/html;q=0, */*", False)])
+def test_root_is_the_page_for_browsers_and_liveness_for_the_rest(client, accept, page):
+    response = client.get("/", headers={"Accept": accept} if accept else {})
+    assert response.status_code == 200 and response.headers["vary"] == "Accept"
+    if page:
+        assert response.headers["content-type"].startswith("text/html") and "<canvas" in response.text
+    else:
+        assert response.json() == {"status": "alive"}
+
+
 def test_the_page_and_only_its_files(client):
-    page = client.get("/")
-    assert page.status_code == 200 and "<canvas" in page.text
+    for path, headers in (("/", {"Accept": BROWSER_ACCEPT}), ("/ui", {})):
+        page = client.get(path, headers=headers)
+        assert page.status_code == 200 and "<canvas" in page.text
+    page = client.get("/ui")
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert "https://" not in page.text and "http://" not in page.text  # no CDN
     for path in ("/static/page.js", "/static/page.css"):
@@ -252,7 +231,15 @@ def test_the_page_and_only_its_files(client):
 BAD_REQUESTS = {
     "malformed-json": ("images", b'{"instances": [[1, 2', 400, "not valid JSON"),
     "not-an-object": ("images", b"[[1, 2, 3]]", 400, "must be a JSON object"),
-    "no-instances": ("images", b'{"inputs": [[1]]}', 400, "no \"instances\" field"),
+    "no-instances": ("images", b'{"rows": [[1]]}', 400, "exactly one of \"instances\""),
+    "both-forms": ("images", b'{"instances": [[1]], "inputs": [[1]]}', 400, "exactly one of"),
+    "signature": ("table", b'{"signature_name": "other", "instances": [[1, 2, 1, 1]]}', 400,
+                  "signature_name 'other' is not a signature"),
+    "columns-unknown": ("table", b'{"inputs": {"x1": [1], "size": [2]}}', 422, "unknown column(s) ['size']"),
+    "columns-uneven": ("table", b'{"inputs": {"x1": [1, 2], "x2": [2], "x3": [1], "x4": [1]}}', 422,
+                       "different lengths"),
+    "columns-unnamed": ("images", b'{"inputs": {"a": [1]}}', 422, "have no names"),
+    "image-not-only-b64": ("images", b'{"instances": [{"b64": "AAAA", "x": 1}]}', 422, "an image instance is"),
     "instances-not-a-list": ("images", b'{"instances": 5}', 422, "non-empty list"),
     "empty-instances": ("images", b'{"instances": []}', 422, "non-empty list"),
     "wrong-feature-count": ("images", b'{"instances": [[1, 2, 3]]}', 422, "instance 0 has 3 values but the model expects 784"),
@@ -338,25 +325,30 @@ def test_batching_off_gives_the_same_answers(predictors, test_images):
     assert torch.allclose(torch.tensor([p["probabilities"] for p in got], dtype=expected.dtype), expected, atol=1e-6)
 
 
-def test_micro_batcher_scores_concurrent_requests_together():
-    calls = []
+def test_micro_batcher_scores_concurrent_requests_together(predictors):
+    import time
 
-    def score(X: torch.Tensor) -> torch.Tensor:
-        import time
+    predictor, calls = predictors["table"], []
 
+    def score(X: torch.Tensor, notes):
         calls.append(X.shape[0])
         time.sleep(0.05)  # while this batch is scored, the others queue up
-        return X * 2
+        return predictor.score(X, notes)
+
+    blocks = [torch.rand(i + 1, 4) * 7 for i in range(6)]
+    notes = [[[f"request {i} row {j}"] for j in range(i + 1)] for i in range(6)]
 
     async def main():
         batcher = MicroBatcher(score, max_wait=0.0)
-        blocks = [torch.full((i + 1, 3), float(i)) for i in range(6)]
-        results = await asyncio.gather(*(batcher.submit(b) for b in blocks))
+        results = await asyncio.gather(*(batcher.submit(b, n) for b, n in zip(blocks, notes)))
         await batcher.close()
-        return blocks, results
+        return results
 
-    blocks, results = asyncio.run(main())
-    assert all(torch.equal(r, b * 2) for b, r in zip(blocks, results))
+    results = asyncio.run(main())
+    for block, note, got in zip(blocks, notes, results):
+        alone = predictor.score(block, note)
+        assert torch.allclose(got.probabilities, alone.probabilities, atol=1e-6)
+        assert got.labels == alone.labels and got.warnings == note and torch.equal(got.indices, alone.indices)
     assert sum(calls) == 21 and len(calls) < 6  # fewer calls than requests
 
 
@@ -370,7 +362,13 @@ def test_serve_command_binds_loopback_and_stops_on_ctrl_c(runs):
         line = proc.stdout.readline()
         assert line.startswith("serving images at http://127.0.0.1:"), line + proc.stderr.read()
         url = line.split(" at ", 1)[1].split(" ", 1)[0]
-        assert httpx.get(url + "healthz", timeout=10).json()["status"] == "ok"
+        for _ in range(300):  # the models load in the background: "loading" (503) until then
+            health = httpx.get(url + "healthz", timeout=10)
+            if health.json()["status"] == "ok":
+                break
+            assert health.status_code == 503
+            time.sleep(0.1)
+        assert health.status_code == 200
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     finally:
@@ -394,6 +392,10 @@ def test_serve_mistakes_exit_2(run_cli, runs, tmp_path):
     assert_user_error(code, err, "--max-body-mb must be in (0, 1024]", "got 0.0")
     code, _, err = run_cli("serve", runs["images"], "--port", "70000")
     assert_user_error(code, err, "--port must be in [0, 65535]", "got 70000")
+    code, _, err = run_cli("serve", runs["images"], "--workers", "0")
+    assert_user_error(code, err, "--workers must be in [1, 64]", "got 0")
+    code, _, err = run_cli("serve", runs["images"], "--drain-seconds", "-1")
+    assert_user_error(code, err, "--drain-seconds must be in [0, 3600]", "got -1.0")
 
 
 def test_serve_port_in_use(run_cli, runs):

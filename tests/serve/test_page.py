@@ -81,7 +81,11 @@ def _updates(driver) -> int:
 
 
 def test_page_loads_models_bars_and_weight_templates(page):
-    driver, _ = page
+    import httpx
+
+    driver, url = page
+    assert driver.current_url.rstrip("/") == url  # the page, at /
+    assert httpx.get(url + "/", timeout=10).json() == {"status": "alive"}  # and KServe's liveness there
     _wait(driver, lambda d: len(d.find_elements("css selector", "#bars li")) == 10, "no bar per class")
     _wait(driver, lambda d: len(d.find_elements("css selector", "#weights canvas")) == 10, "no weight templates")
     assert driver.find_element("id", "weights-panel").is_displayed()

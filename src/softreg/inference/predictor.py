@@ -13,7 +13,6 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,32 +21,18 @@ import torch
 from softreg.errors import UserInputError
 from softreg.settings import spell
 from softreg.inference.images import EMPTY_NOTE, MAX_PIXELS, PreparedImage, convention_for, load_grey, prepare
+from softreg.inference.rows import encode_table_rows, explain_bad_rows, row_from_mapping, sparse_rows
+from softreg.inference.scores import Inputs, Prediction, Scores
 
 EMPTY_ROW = 0.1  # an image row whose brightest pixel is below this share of pixel_max is empty
 _UNSET = object()
 
 
-@dataclass
-class Prediction:
-    """One scored input: its label, the probability of each class (in ``classes`` order), notes."""
-
-    label: str
-    index: int
-    probabilities: list[float]
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        """The TF-Serving / KServe v1 form; ``warnings`` only when there are some."""
-        doc = {"label": self.label, "probabilities": self.probabilities}
-        if self.warnings:
-            doc["warnings"] = self.warnings
-        return doc
-
-
 class Predictor:
     """A run's classifier with its input decoding. Build it with ``Predictor.from_run``.
 
-    Attributes: ``name`` (the run folder's name), ``classes``, ``n_features``, ``image_shape``
+    Attributes: ``name`` (the run folder's name, or its parent's for a folder named by a number),
+    ``version`` ("1", or that number), ``classes``, ``n_features``, ``image_shape``
     ((H, W) or None for tables), ``pixel_max``, ``kind`` (softmax | logistic | mlp), ``model``
     (a ``softreg.models.Classifier``: raw inputs in).
     """
@@ -55,7 +40,11 @@ class Predictor:
     def __init__(self, run, *, data_dir: str | None = None, max_pixels: int = MAX_PIXELS):
         self.run = run
         self.model = run.model
-        self.name = Path(run.path).resolve().name
+        folder = Path(run.path).resolve()
+        # a folder named by a number is a version of the model its parent names (TF-Serving's layout:
+        # models/NAME/1, models/NAME/2); any other run is version "1" of the model its folder names
+        self.name, self.version = (folder.parent.name, str(int(folder.name))) if folder.name.isdigit() \
+            else (folder.name, "1")
         self.classes = [str(c) for c in run.data["classes"]]
         self.n_features = int(run.model_config.n_features)
         self.kind = run.model_config.kind
@@ -95,7 +84,7 @@ class Predictor:
         """What a client needs to call the model (the body of GET /v1/models/NAME)."""
         split = self.test_split()
         return {
-            "name": self.name, "ready": True, "classes": self.classes, "n_features": self.n_features,
+            "name": self.name, "version": self.version, "ready": True, "classes": self.classes, "n_features": self.n_features,
             "image_shape": list(self.image_shape) if self.image_shape else None,
             "pixel_max": self.pixel_max, "model": self.kind, "feature_names": self.feature_names,
             "dataset": self.run.data.get("name"), "test_samples": len(split[0]) if split else 0,
@@ -104,13 +93,25 @@ class Predictor:
                 for c in self.schema.columns],
         }
 
+    def inputs(self) -> Inputs:
+        """The forms of raw input this model takes (see ``softreg.inference.scores.Inputs``)."""
+        names = [c.name for c in self.schema.columns] if self.schema is not None else self.feature_names
+        return Inputs(None if self.sparse else self.n_features, self.image_shape, self.convention is not None,
+                      names, self.sparse)
+
+    def warm_up(self) -> None:
+        """Load the run's data and fit the novelty check now (a server does it before it says ready)."""
+        self.dataset()
+        self.novelty()
+
     # ------------------------------------------------------------------ inputs
 
     def encode_rows(self, rows, names: Sequence[str] | None = None) -> torch.Tensor:
         """Rows of raw values as the model's input: float32 of shape (N, n_features).
 
-        rows : (N, n_features) array or tensor, a sequence of N sequences of numbers, or of
-            mappings {feature name: value} when the run knows its feature names.
+        rows : (N, n_features) array or tensor (image models: also (N, H, W)), a sequence of N
+            sequences of numbers, or of mappings {feature name: value} when the run knows its
+            feature names.
         names : what to call each row in messages (default "row 0", "row 1", ...).
         This is where a stored table schema (named columns, categorical columns one-hot
         encoded) plugs in: every caller turns raw rows into model input through here.
@@ -121,22 +122,24 @@ class Predictor:
         if self.sparse:
             return self.encode_sparse_rows(rows, label)
         if self.schema is not None and not isinstance(rows, (np.ndarray, torch.Tensor)):
-            return self._encode_table_rows(rows, label)
+            return encode_table_rows(self.schema, rows, label)
         if isinstance(rows, torch.Tensor):
             rows = rows.detach().cpu().numpy()
+        if isinstance(rows, np.ndarray) and self.image_shape is not None and rows.shape[1:] == self.image_shape:
+            rows = rows.reshape(rows.shape[0], -1)  # (N, H, W) pictures as pixel rows
         if isinstance(rows, (str, bytes)) or not isinstance(rows, (Sequence, np.ndarray)):
             raise UserInputError(f"rows must be a list of rows of numbers; got {type(rows).__name__}.")
         if len(rows) == 0:
             raise UserInputError("rows is empty; give at least one row of feature values.")
         if not isinstance(rows, np.ndarray):
-            rows = [self._row_from_mapping(r, label(i)) if isinstance(r, Mapping) else r
+            rows = [row_from_mapping(r, self.feature_names, self.n_features, label(i)) if isinstance(r, Mapping) else r
                     for i, r in enumerate(rows)]
         try:
             values = np.asarray(rows, dtype=np.float64)
         except (ValueError, TypeError):
             values = None
         if values is None or values.ndim != 2 or values.shape[1] != self.n_features:
-            self._explain_bad_rows(rows, label)
+            explain_bad_rows(rows, self.n_features, label)
         if not np.isfinite(values).all():
             i, j = (int(v) for v in np.argwhere(~np.isfinite(values))[0])
             raise UserInputError(f"{label(i)} has {values[i, j]} at position {j}; "
@@ -162,100 +165,7 @@ class Predictor:
             "index:value index:value ..." text (spaces or commas between pairs; the indices
             counted as in the training file) or a mapping {index: value}. Features not given are 0.
         """
-        from softreg.models.sparse import csr, from_scipy, is_sparse
-        from softreg.data.svmlight.files import parse_pairs
-
-        label = label or (lambda i: f"row {i}")
-        if is_sparse(rows) or hasattr(rows, "tocsr"):
-            X = rows if is_sparse(rows) else from_scipy(rows)
-            if X.shape[1] != self.n_features:
-                raise UserInputError(f"rows have {X.shape[1]} features but the model expects {self.n_features}; "
-                                     "use the training data's feature numbering.")
-            return X.to(torch.float32) if X.dtype != torch.float32 else X
-        if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or len(rows) == 0:
-            raise UserInputError("rows must be a non-empty list of rows, each 'index:value index:value ...' "
-                                 "text or a mapping {index: value}.")
-        crow, cols, vals = [0], [], []
-        for i, row in enumerate(rows):
-            index, value = parse_pairs(row, self.index_base, self.n_features, label(i))
-            cols.append(index)
-            vals.append(value)
-            crow.append(crow[-1] + len(index))
-        col = torch.from_numpy(np.concatenate(cols)) if cols else torch.zeros(0, dtype=torch.int64)
-        val = torch.from_numpy(np.concatenate(vals).astype(np.float32)) if vals else torch.zeros(0)
-        return csr(torch.tensor(crow, dtype=torch.int64), col, val, (len(rows), self.n_features))
-
-    def _encode_table_rows(self, rows, label) -> torch.Tensor:
-        """Rows of a table model: one raw value per column of the model's schema (a list in the
-        schema's column order, or a mapping by column name); text columns are one-hot encoded,
-        unseen values give all zeros, missing numbers are filled as in training or refused."""
-        import pyarrow as pa
-
-        columns = self.schema.columns
-        if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence) or len(rows) == 0:
-            raise UserInputError(f"rows must be a non-empty list of rows, each with the {len(columns)} columns "
-                                 f"{', '.join(c.name for c in columns[:10])}.")
-        values: list[list] = [[] for _ in columns]
-        for i, row in enumerate(rows):
-            if isinstance(row, Mapping):
-                missing = [c.name for c in columns if c.name not in row]
-                if missing:
-                    raise UserInputError(f"{label(i)} lacks column(s) {', '.join(missing[:5])}; give every "
-                                         f"column the model was trained on.")
-                row = [row[c.name] for c in columns]
-            elif isinstance(row, (str, bytes)) or not isinstance(row, (Sequence, np.ndarray)) or len(row) != len(columns):
-                raise UserInputError(f"{label(i)} must hold {len(columns)} values, one per column: "
-                                     f"{', '.join(c.name for c in columns[:10])}.")
-            for j, (c, v) in enumerate(zip(columns, row)):
-                values[j].append(self._cell(c, v, label(i)))
-        arrays = [pa.array(v, type=pa.float64() if c.kind == "numeric" else pa.string())
-                  for c, v in zip(columns, values)]
-        X = self.schema.encode(pa.table(arrays, names=[c.name for c in columns]), where="the rows")
-        if X.dtype.kind == "f" and np.isnan(X).any():
-            i, j = (int(v) for v in np.argwhere(np.isnan(X))[0])
-            raise UserInputError(f"{label(i)} has no value for {self.schema.feature_names()[j]!r} and the model "
-                                 "was trained without imputation; give a number.")
-        return torch.from_numpy(X.astype(np.float32))
-
-    @staticmethod
-    def _cell(column, value, what: str):
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if column.kind == "categorical":
-            return str(value).strip()
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise UserInputError(f"{what}: column {column.name!r} needs a number; got {value!r}.") from None
-        if not np.isfinite(number):
-            raise UserInputError(f"{what}: column {column.name!r} has {number}; give a finite number.")
-        return number
-
-    def _row_from_mapping(self, row: Mapping, what: str) -> list:
-        if self.feature_names is None:
-            raise UserInputError(f"{what} names its features, but this run does not know feature names; "
-                                 f"give a list of {self.n_features} values in training order.")
-        missing = [n for n in self.feature_names if n not in row]
-        extra = [str(k) for k in row if k not in self.feature_names]
-        if missing or extra:
-            raise UserInputError(f"{what}: features do not match the model's: missing {missing[:5]}, "
-                                 f"unknown {extra[:5]}; give exactly {', '.join(self.feature_names[:10])}.")
-        return [row[n] for n in self.feature_names]
-
-    def _explain_bad_rows(self, rows, label) -> None:
-        """Find the first bad row or value of ``rows`` and raise a message naming it."""
-        for i, row in enumerate(rows):
-            if isinstance(row, (str, bytes, Mapping)) or not isinstance(row, (Sequence, np.ndarray)):
-                raise UserInputError(f"{label(i)} is not a list of numbers (got {type(row).__name__}); "
-                                     f"give {self.n_features} feature values.")
-            if len(row) != self.n_features:
-                raise UserInputError(f"{label(i)} has {len(row)} values but the model expects "
-                                     f"{self.n_features}; give one value per feature, in training order.")
-            for j, v in enumerate(row):
-                if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
-                    raise UserInputError(f"{label(i)} has {v!r} at position {j}; "
-                                         "feature values must be numbers.")
-        raise UserInputError(f"rows must be a list of rows of {self.n_features} numbers.")
+        return sparse_rows(rows, self.index_base, self.n_features, label or (lambda i: f"row {i}"))
 
     def _need_images(self) -> None:
         if self.convention is None:
@@ -274,6 +184,51 @@ class Predictor:
         prepared = [self.prepare_image(s, invert, fit) for s in sources]
         X = torch.stack([p.pixels.reshape(-1) for p in prepared]) if prepared else torch.empty(0, self.n_features)
         return X, [list(p.warnings) for p in prepared]
+
+    def encode_inputs(self, items: Sequence, names: Sequence[str] | None = None, invert: str = "auto",
+                      fit: str = "auto") -> tuple[torch.Tensor, list[list[str]]]:
+        """A mix of pictures and rows as the model's input (N, n_features), in order, with each one's notes.
+
+        items : each either ``bytes`` (an encoded picture: PNG, JPEG, GIF, BMP, WebP) or a row as
+            ``encode_rows`` takes it. names : what to call each item in messages (default "row i").
+        Sparse models take rows only, and give a CSR tensor.
+        """
+        def label(i: int) -> str:
+            return names[i] if names is not None and i < len(names) else f"row {i}"
+
+        pictures = [i for i, item in enumerate(items) if isinstance(item, (bytes, bytearray))]
+        if self.sparse:
+            if pictures:
+                raise UserInputError(f"{label(pictures[0])}: this model reads sparse rows (\"index:value ...\" "
+                                     "text or {index: value}), not images.")
+            return self.encode_rows(list(items), names=names), [[] for _ in items]
+        X = torch.empty(len(items), self.n_features)
+        notes: list[list[str]] = [[] for _ in items]
+        for i in pictures:
+            try:
+                prepared = self.prepare_image(bytes(items[i]), invert, fit)
+            except UserInputError as exc:
+                raise UserInputError(f"{label(i)}: {exc}") from None
+            X[i] = prepared.pixels.reshape(-1)
+            notes[i] = list(prepared.warnings)
+        rows = [i for i in range(len(items)) if i not in set(pictures)]
+        if rows:
+            X[rows] = self.encode_rows([items[i] for i in rows], names=[label(i) for i in rows])
+        return X, notes
+
+    def input_values(self, X: torch.Tensor, i: int):
+        """What the model saw in row i of X (from ``encode_rows`` / ``encode_inputs``): its values rounded
+        to 4 digits, or for sparse models {index: value} numbered as in the training file."""
+        if not self.sparse:
+            return [round(v, 4) for v in X[i].tolist()]
+        crow, col, val = X.crow_indices(), X.col_indices(), X.values()
+        a, b = int(crow[i]), int(crow[i + 1])
+        return {str(int(j) + self.index_base): round(float(v), 4) for j, v in zip(col[a:b], val[a:b])}
+
+    def as_instance(self, x: torch.Tensor):
+        """One row of model input (n_features,) as a client would send it: a table's raw columns
+        {column: value} (one-hot columns as their category), else the list of values."""
+        return self.schema.decode(x) if self.schema is not None else x.tolist()
 
     # ------------------------------------------------------------------ the run's data
 
@@ -376,23 +331,28 @@ class Predictor:
         parts = [self.model.predict_proba(chunk.to(self.device)).cpu() for chunk in row_chunks(X)]
         return torch.cat(parts) if parts else torch.empty(0, len(self.classes))
 
-    def predictions(self, X: torch.Tensor, notes: list[list[str]] | None = None,
-                    probs: torch.Tensor | None = None, check: bool = True) -> list[Prediction]:
-        """Score X (N, n_features) and describe each row: label, probabilities and notes.
+    def score(self, X: torch.Tensor, notes: list[list[str]] | None = None, check: bool = True) -> Scores:
+        """Score raw inputs X (N, n_features) (or sparse CSR rows): probabilities, label indices,
+        labels and each row's warnings (``notes`` first, then ``check``'s, each once).
 
-        Pass ``probs`` when already computed (the server scores batches of requests at once).
         ``check=False`` skips ``check`` (rows of the run's own test split need no novelty check,
         whose first use fits a model of the training images: 0.5 to 3 s on Fashion-MNIST).
         """
-        probs = self.predict_proba(X) if probs is None else probs
-        checks = self.check(X) if check else [[] for _ in range(X.shape[0])]
-        notes = notes or [[] for _ in range(len(checks))]
-        out = []
-        for i, row in enumerate(probs.tolist()):
-            best = int(np.argmax(row))
-            merged = list(dict.fromkeys([*notes[i], *checks[i]]))  # in order, once each
-            out.append(Prediction(self.classes[best], best, row, merged))
-        return out
+        probs = self.predict_proba(X).float()
+        n = probs.shape[0]
+        checks = self.check(X) if check else [[] for _ in range(n)]
+        notes = notes or [[] for _ in range(n)]
+        indices = probs.argmax(dim=1) if n else torch.zeros(0, dtype=torch.int64)
+        return Scores(probs, indices, [self.classes[i] for i in indices.tolist()],
+                      [list(dict.fromkeys([*a, *b])) for a, b in zip(notes, checks)], self.classes)
+
+    def score_rows(self, rows, names: Sequence[str] | None = None) -> Scores:
+        """``encode_rows`` then ``score``: raw rows in, probabilities, label indices, labels and warnings out."""
+        return self.score(self.encode_rows(rows, names=names))
+
+    def predictions(self, X: torch.Tensor, notes: list[list[str]] | None = None, check: bool = True) -> list[Prediction]:
+        """``score`` as one ``Prediction`` per row."""
+        return self.score(X, notes, check).predictions()
 
     def predict_rows(self, rows) -> list[Prediction]:
         """``encode_rows`` then ``predictions``."""
@@ -410,6 +370,10 @@ class Predictor:
         from softreg.models.classifier import weight_templates
 
         return weight_templates(self.model, self.image_shape).float()
+
+    def template_titles(self) -> list[str]:
+        """What each of ``weight_templates`` is: a class (softmax), or "B vs A" (logistic: one template)."""
+        return self.classes if self.kind == "softmax" else [f"{self.classes[1]} vs {self.classes[0]}"]
 
 
 def predict_svmlight_file(run, path: str | Path, out: str | Path) -> tuple[Path, int]:

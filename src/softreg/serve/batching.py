@@ -1,14 +1,15 @@
 """Micro-batching: requests for one model that arrive together are scored in one call.
 
 One worker task per model takes every request queued while the previous batch was being
-scored (and, with ``max_wait`` > 0, waits that long for more), concatenates their rows, scores
-them in a worker thread, and hands each request its slice. A lone request waits for nothing.
+scored (and, with ``max_wait`` > 0, waits that long for more), concatenates their rows and
+notes, scores them in a worker thread (``Predictor.score``), and hands each request its slice
+(``Scores.split``). A lone request waits for nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
@@ -18,13 +19,14 @@ from softreg.models.sparse import cat_rows
 class MicroBatcher:
     """Score (N_i, F) row blocks of concurrent requests as one (sum N_i, F) batch.
 
-    score : the function that scores a batch, (N, F) -> (N, C); runs in a worker thread.
+    score : the function that scores a batch: (X (N, F), notes: N lists) -> a result with
+        ``split(sizes)`` (``Predictor.score`` -> ``Scores``); runs in a worker thread.
     max_rows : a batch stops growing past this many rows.
     max_wait : seconds to wait for more requests once one is in hand (0: take what is queued).
     on_batch : called with the rows of each batch (for the metrics).
     """
 
-    def __init__(self, score: Callable[[torch.Tensor], torch.Tensor], max_rows: int = 2048,
+    def __init__(self, score: Callable[[torch.Tensor, list], Any], max_rows: int = 2048,
                  max_wait: float = 0.0, on_batch: Callable[[int], None] | None = None):
         self.score = score
         self.max_rows = max_rows
@@ -33,13 +35,13 @@ class MicroBatcher:
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
 
-    async def submit(self, X: torch.Tensor) -> torch.Tensor:
-        """The scores of X (N, F), computed together with whatever else is waiting."""
+    async def submit(self, X: torch.Tensor, notes: list[list[str]] | None = None):
+        """The scores of X (N, F) (with each row's ``notes``), computed together with whatever else is waiting."""
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._worker = asyncio.get_running_loop().create_task(self._run())
         future = asyncio.get_running_loop().create_future()
-        await self._queue.put((X, future))
+        await self._queue.put((X, notes or [[] for _ in range(X.shape[0])], future))
         return await future
 
     async def close(self) -> None:
@@ -76,19 +78,20 @@ class MicroBatcher:
 
         while True:
             batch = await self._collect()
-            live = [(X, f) for X, f in batch if not f.done()]  # a client may have gone
+            live = [item for item in batch if not item[2].done()]  # a client may have gone
             if not live:
                 continue
-            sizes = [X.shape[0] for X, _ in live]
+            sizes = [X.shape[0] for X, _, _ in live]
             try:
-                scores = await run_in_threadpool(self.score, cat_rows([X for X, _ in live]))
+                scores = await run_in_threadpool(self.score, cat_rows([X for X, _, _ in live]),
+                                                 [n for _, notes, _ in live for n in notes])
             except Exception as exc:  # noqa: BLE001  handed to every waiting request
-                for _, future in live:
+                for _, _, future in live:
                     if not future.done():
                         future.set_exception(exc)
                 continue
             if self.on_batch is not None:
                 self.on_batch(sum(sizes))
-            for part, (_, future) in zip(torch.split(scores, sizes), live):
+            for part, (_, _, future) in zip(scores.split(sizes), live):
                 if not future.done():
                     future.set_result(part)

@@ -18,7 +18,7 @@ def render_docs(schema: dict) -> str:
         f"<h1>{esc(info.get('title', 'API'))} {esc(info.get('version', ''))}: HTTP API</h1>",
         f"<p>{esc(info.get('description', ''))}</p>",
         "<p>The machine-readable schema is at <a href=\"/openapi.json\">/openapi.json</a>; "
-        "the drawing page is at <a href=\"/\">/</a>.</p>",
+        "the drawing page is at <a href=\"/ui\">/ui</a> (and at / for a browser).</p>",
     ]
     for path, methods in schema.get("paths", {}).items():
         for method, op in methods.items():

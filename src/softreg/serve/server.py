@@ -1,4 +1,8 @@
-"""Running the app: bind the socket first (clear errors), then uvicorn, in the foreground or a thread."""
+"""Running the app: bind the socket first (clear errors), then uvicorn, in the foreground or a thread.
+
+SIGTERM (what Kubernetes sends) and Ctrl-C stop accepting connections, let the requests in
+flight finish (up to ``drain_seconds``), then end the command with 143 or 130.
+"""
 
 from __future__ import annotations
 
@@ -38,20 +42,28 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def _server(app, sock: socket.socket):
+DRAIN_SECONDS = 25.0  # Kubernetes waits 30 s after SIGTERM before it kills
+
+
+def make_server(app, drain_seconds: float = DRAIN_SECONDS, http: str = "auto"):
+    """A uvicorn server for ``app``. On SIGTERM / SIGINT it drains, then raises the signal again
+    (uvicorn >= 0.30), so the command line's handler reports it and exits 143 / 130.
+
+    http : uvicorn's HTTP implementation: auto (httptools when installed, else h11), h11, httptools.
+    """
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http=http,
+                            timeout_graceful_shutdown=drain_seconds)
     return uvicorn.Server(config)
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 8000,
-          on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve ``app`` until Ctrl-C (uvicorn's own handling: in-flight requests finish)."""
+def serve(app, host: str = "127.0.0.1", port: int = 8000, on_ready: Callable[[str], None] | None = None,
+          drain_seconds: float = DRAIN_SECONDS) -> None:
+    """Serve ``app`` until SIGTERM or Ctrl-C; the requests in flight finish first."""
     require_serving()
     sock = bind(host, port)
-    server = _server(app, sock)
+    server = make_server(app, drain_seconds)
     if on_ready is not None:
         on_ready(url_of(sock))
     try:
@@ -66,11 +78,12 @@ class BackgroundServer:
     with BackgroundServer(app) as server: ... server.url ...
     """
 
-    def __init__(self, app, host: str = "127.0.0.1"):
+    def __init__(self, app, host: str = "127.0.0.1", http: str = "auto"):
         require_serving()
         self.sock = bind(host, 0)
         self.url = url_of(self.sock).rstrip("/")
-        self.server = _server(app, self.sock)
+        self.app = app
+        self.server = make_server(app, 5.0, http)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     def __enter__(self) -> "BackgroundServer":
@@ -80,6 +93,9 @@ class BackgroundServer:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("the test server did not start")
             time.sleep(0.01)
+        served = getattr(self.app.state, "served", None)
+        if served is not None and not served.loaded.wait(120):  # the models warm up once the server runs
+            raise RuntimeError("the test server's models did not load")
         return self
 
     def __exit__(self, *exc) -> None:

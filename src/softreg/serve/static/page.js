@@ -15,8 +15,19 @@ function showError(message) { $("error").textContent = message || ""; }
 
 // ------------------------------------------------------------------ models
 
+// the server listens before its models have loaded (their data, the novelty check): wait for them
+async function waitUntilReady() {
+  for (;;) {
+    const response = await fetch("/v2/health/ready").catch(() => null);
+    if (response && response.ok) { showError(""); return; }
+    showError("The models are still loading...");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
 async function loadModels() {
   try {
+    await waitUntilReady();
     const { models } = await getJSON("/v1/models");
     const select = $("model");
     select.replaceChildren(...models.map((m) => new Option(`${m.name} (${m.model}, ${m.dataset || "table"})`, m.name)));
