@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import sklearn
 import torch
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.datasets import load_digits, load_iris, make_classification
@@ -16,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from softreg import LogisticRegressionClassifier, MLPClassifier, SoftmaxRegressionClassifier
 
+_SKLEARN = tuple(int(part) for part in sklearn.__version__.split(".")[:2])
 ESTIMATORS = [SoftmaxRegressionClassifier, LogisticRegressionClassifier, MLPClassifier]
 
 # Short runs (small max_iter in the checks and here) are deliberate; one test asserts the warning.
@@ -34,6 +36,12 @@ def test_sklearn_common_checks(estimator, check, monkeypatch):
     # The NumPy-input array API check only asks that the flag be set: SciPy's own array API
     # support (read when SciPy is imported) plays no part with NumPy arrays.
     monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    name = getattr(check, "func", check).__name__
+    if (isinstance(estimator, LogisticRegressionClassifier) and _SKLEARN < (1, 7)
+            and name.startswith("check_sample_weight_equivalence")):
+        # scikit-learn 1.6's check binarises y for binary-only estimators after shuffling, so
+        # it compares two different problems; 1.7 fixed it, and the estimator passes it there.
+        pytest.skip("scikit-learn < 1.7 compares two different problems in this check")
     check(estimator)
 
 
