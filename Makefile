@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
 $(BIN)/softreg: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ $(KSERVE_VENV)/installed: .ci/kserve.txt
 
 test: setup $(KSERVE_VENV)/installed
 	SOFTREG_KSERVE_PYTHON=$(KSERVE_VENV)/bin/python $(BIN)/python -m pytest -q
+
+# the suite without the process-level runs marked slow (distributed, kill and resume, fuzzing,
+# the browser, server lifecycle, end to end): for the edit-test loop; `make test` runs everything
+test-fast: setup $(KSERVE_VENV)/installed
+	SOFTREG_KSERVE_PYTHON=$(KSERVE_VENV)/bin/python $(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
 	$(BIN)/python bench/run.py

@@ -11,10 +11,10 @@ import pytest
 FASHION = Path("/usr/share/datasets/fashion-mnist")
 REQUIRED = os.environ.get("SOFTREG_REQUIRE_FASHION_MNIST") == "1"
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not FASHION.is_dir() and not REQUIRED,
     reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)",
-)
+)]
 
 
 def softreg(*args: str) -> subprocess.CompletedProcess:

@@ -94,6 +94,7 @@ sys.meta_path.insert(0, _NotInstalled())
 """
 
 
+@pytest.mark.slow
 def test_library_and_estimators_work_without_the_cli_extra():
     # (pandas is a test dependency, not an extra; the wheel step of .ci/run checks a real base install)
     proc = python(block(CLI_MODULES + ("pyarrow",)) + """

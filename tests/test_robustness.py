@@ -157,6 +157,7 @@ def test_check_allocation_names_the_request_and_the_fix(monkeypatch):
         limits.check_allocation(1 << 50, "a table", "read fewer rows")
 
 
+@pytest.mark.slow
 def test_a_tiny_parquet_claiming_60_million_rows_is_refused(run_cli, tmp_path, monkeypatch):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -405,6 +406,7 @@ def _handlers_installed(pid: int) -> bool:
 @pytest.mark.parametrize("sig, delay", [(signal.SIGINT, 0.0), (signal.SIGINT, 0.1), (signal.SIGINT, 0.4),
                                         (signal.SIGINT, 1.0), (signal.SIGINT, 2.5), (signal.SIGTERM, 0.0),
                                         (signal.SIGTERM, 0.5), (signal.SIGTERM, 2.0)])
+@pytest.mark.slow
 def test_a_signal_at_any_moment_is_one_line(tmp_path, sig, delay):
     """From the moment softreg's code runs (imports of torch & co. included): one line, 130 / 143."""
     out = tmp_path / "run"

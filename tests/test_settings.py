@@ -40,6 +40,7 @@ def test_a_new_optimizer_in_the_declaration_reaches_the_config_check():
         make_config(optimizer="fakeopt")  # this process's declaration has no such optimizer
 
 
+@pytest.mark.slow
 def test_a_new_optimizer_in_the_declaration_reaches_the_estimators_constraints():
     done = _with_fake_optimizer("from softreg.estimators.classifiers import SoftmaxRegressionClassifier as C\n"
                                 "print(C._parameter_constraints['optimizer'][0].is_satisfied_by('fakeopt'))")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # process-level runs: `make test-fast` leaves them out
+
 N = int(os.environ.get("SOFTREG_FUZZ_N", "1000"))
 MAX_TRACED = 64 << 20  # one input may not make softreg allocate more than this (the inputs are kilobytes)
 MAX_RSS_GROWTH = 256 << 20

@@ -293,6 +293,7 @@ def test_unknown_routes_and_methods(client, method, path, status):
 # ------------------------------------------------------------------ load and batching
 
 
+@pytest.mark.slow
 def test_a_thousand_requests_from_eight_threads(server, predictors, test_images):
     X = test_images.reshape(N_TEST, -1).float()
     expected = predictors["images"].predict_proba(X)
@@ -355,6 +356,7 @@ def test_micro_batcher_scores_concurrent_requests_together(predictors):
 # ------------------------------------------------------------------ the command
 
 
+@pytest.mark.slow
 def test_serve_command_binds_loopback_and_stops_on_ctrl_c(runs):
     proc = subprocess.Popen([sys.executable, "-m", "softreg", "serve", str(runs["images"]), "--port", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

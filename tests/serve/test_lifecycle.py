@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # process-level runs: `make test-fast` leaves them out
+
 pytest.importorskip("fastapi", reason="serving needs the serve extra: pip install 'softreg[serve]'")
 httpx = pytest.importorskip("httpx", reason="the serving tests use httpx (the test extra)")
 

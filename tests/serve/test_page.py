@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import call_main
 
+pytestmark = pytest.mark.slow  # process-level runs: `make test-fast` leaves them out
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 WAIT = 20  # seconds for anything the page does

@@ -135,6 +135,7 @@ def test_warnings_travel_in_the_response_parameters(server):
     assert "empty" in warnings[0][0] and "far from the training images" in warnings[1][0]
 
 
+@pytest.mark.slow
 def test_a_thousand_v2_requests_from_eight_threads(server, predictors, test_images):
     http = pytest.importorskip("tritonclient.http")
     X = test_images.reshape(len(test_images), -1).numpy().astype(np.float32)

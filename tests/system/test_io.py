@@ -417,6 +417,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["exchange", "journal"])
 def test_kill_9_at_random_moments_of_repeated_saves(tmp_path, how):
     """A real process saving in a loop, killed with SIGKILL at random moments: each time the

@@ -18,8 +18,8 @@ from safetensors.torch import load_file
 
 from helpers import checkpoint_epoch, run_subprocess, start_until_checkpoint, write_idx_folder
 
-pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
-                                reason="this torch has no gloo backend")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                                reason="this torch has no gloo backend")]
 
 
 def _metrics(run: Path) -> dict:

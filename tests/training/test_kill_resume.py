@@ -13,6 +13,8 @@ from safetensors.torch import load_file
 
 from helpers import checkpoint_epoch, run_subprocess, start_until_checkpoint, write_idx_folder
 
+pytestmark = pytest.mark.slow  # process-level runs: `make test-fast` leaves them out
+
 RUNS = {
     "mlp": ["--model", "mlp", "--hidden", "64", "--epochs", "6", "--batch-size", "32"],
     "default-linear-averaged": ["--epochs", "6", "--batch-size", "16"],

@@ -63,6 +63,7 @@ def test_logistic_regression_on_the_pass_fail_table():
     assert result.metrics["train_loss"] < 0.1
 
 
+@pytest.mark.slow
 def test_xor_needs_hidden_layers():
     data = load_dataset("xor")
     linear = train(data, make_config(data_name="xor", model="logistic", lr=1.0, epochs=2000, seed=777))
