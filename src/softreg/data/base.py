@@ -28,8 +28,24 @@ class Split:
         return int(self.y.shape[0])
 
 
+class _Classes:
+    """What both kinds of dataset answer the same way."""
+
+    @property
+    def sparse(self) -> bool:
+        return self.index_base is not None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def _check_classes(self) -> None:
+        if self.n_classes < 2:
+            raise UserInputError(f"{self.name}: found {self.n_classes} class; a classifier needs at least two.")
+
+
 @dataclass
-class Dataset:
+class Dataset(_Classes):
     """A classification dataset held in tensors.
 
     ``pixel_max`` is the largest raw value an image pixel can take (255 for IDX
@@ -53,14 +69,6 @@ class Dataset:
     def with_train(self, train: Split) -> "Dataset":
         """The same dataset with another training split (a validation split held out, say)."""
         return replace(self, train=train)
-
-    @property
-    def sparse(self) -> bool:
-        return self.index_base is not None
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
 
     @property
     def n_features(self) -> int:
@@ -123,15 +131,12 @@ class Dataset:
                 f"{self.name}: test samples have shape {tuple(self.test.X.shape[1:])} but "
                     f"training samples {tuple(self.train.X.shape[1:])}; use matching files."
             )
-        if self.n_classes < 2:
-            raise UserInputError(
-                f"{self.name}: found {self.n_classes} class; a classifier needs at least two."
-            )
+        self._check_classes()
         return self
 
 
 @dataclass
-class StreamData:
+class StreamData(_Classes):
     """A streamed dataset: batch sources for the splits (softreg.data.shuffle.StreamSource), and what
     the model stores about the data, fitted in a pass over the training rows (the preprocessing, a
     table's schema)."""
@@ -151,18 +156,9 @@ class StreamData:
     index_base: int | None = None  # sparse (svmlight) rows: the file index of feature 0; None: dense
 
     @property
-    def sparse(self) -> bool:
-        return self.index_base is not None
-
-    @property
-    def n_classes(self) -> int:
-        return len(self.classes)
-
-    @property
     def n_features(self) -> int:
         return self.train.n_features
 
     def validate(self) -> "StreamData":
-        if self.n_classes < 2:
-            raise UserInputError(f"{self.name}: found {self.n_classes} class; a classifier needs at least two.")
+        self._check_classes()
         return self
