@@ -111,6 +111,7 @@ def data_spec(value: str) -> str:
     """
     from softreg.data.names import DATASET_ALIASES, DATASET_NAMES
     from softreg.system.limits import check_path
+    from softreg.system.storage import is_url
 
     key = value.strip().lower()
     if key in DATASET_NAMES:
@@ -118,6 +119,8 @@ def data_spec(value: str) -> str:
     if key in DATASET_ALIASES:
         return DATASET_ALIASES[key]
 
+    if is_url(value):
+        return value
     path = check_path(value, "--data")  # a name over 255 bytes is one line, not an OSError
     if path.exists() or path.suffix or len(path.parts) > 1:
         return value

@@ -26,8 +26,8 @@ def _parse_features(text: str) -> list[float]:
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="a run folder written by `softreg train`"),
-    image: Optional[Path] = typer.Argument(None, help="an image file (PNG, JPEG, GIF, BMP, WebP) of any size, or "
-                                           "a table (CSV / Parquet) to predict every row of, with --out"),
+    image: Optional[str] = typer.Argument(None, help="an image file (PNG, JPEG, GIF, BMP, WebP) of any size, or "
+                                          "a table (CSV / Parquet, a path or URL) to predict every row of, with --out"),
     index: Optional[int] = typer.Option(None, "--index", help="predict test sample N"),
     random_sample: bool = typer.Option(False, "--random", help="predict a random test sample"),
     features: Optional[str] = typer.Option(None, "--features", help="comma-separated feature values (tables); "
@@ -48,10 +48,13 @@ def predict(
     from softreg.inference.predictor import Predictor
 
     from softreg.data.svmlight.files import is_svmlight
+    from softreg.system.storage import is_url
 
-    if image is not None and (table_format(image) is not None or is_svmlight(image) or image.is_dir() or out is not None):
+    if image is not None and (table_format(image) is not None or is_svmlight(image) or is_url(image)
+                              or Path(image).is_dir() or out is not None):
         _predict_table(run_dir, image, out, keep)
         return
+    image = Path(image) if image is not None else None
 
     chosen = sum([image is not None, index is not None, random_sample, features is not None])
     if chosen != 1:
@@ -94,13 +97,17 @@ def predict(
         echo(f"wrote {show}")
 
 
-def _predict_table(run_dir: Path, table: Path, out: Optional[Path], keep: Optional[str]) -> None:
+def _predict_table(run_dir: Path, table: str, out: Optional[Path], keep: Optional[str]) -> None:
     from softreg.data.svmlight.files import is_svmlight
     from softreg.runs.folder import load_run
     from softreg.inference.batch import predict_table
 
     if is_svmlight(table):
         from softreg.inference.predictor import predict_svmlight_file
+        from softreg.system.storage import is_url
+
+        if is_url(table):
+            raise UserInputError(f"{table}: svmlight files are read from local disk; copy it down first.")
 
         if out is None or keep:
             raise UserInputError(f"{table}: predicting an svmlight file writes a .csv file; give --out "

@@ -65,7 +65,7 @@ def _with_test_set(dataset: Dataset, source: DataSource) -> Dataset:
     if source.test is None:
         return dataset
     test_source = source.with_(spec=source.test, test=None)
-    fmt = detect(test_source.spec)
+    fmt = detect(test_source.spec, "test")
     fmt.check_options(test_source)
     other = fmt.load(test_source)
     split = other.test if other.test is not None else other.train
@@ -117,6 +117,12 @@ class Table(Format):
     name = "a table"
     reads = TABLE_OPTIONS | {"test"}
     stream_reads = reads
+
+    def check_options(self, source):
+        super().check_options(source)
+        if source.test is not None and detect(source.test, "test") is not TABLE:
+            raise UserInputError(f"{spell('test', source.test)}: the data is a table, so the test set must be a "
+                                 "table too (.csv / .tsv / .parquet, or a folder of them).")
 
     def load(self, source, *, progress=False, download=True, expected=None):
         from softreg.data.tables.memory import load_table
@@ -170,29 +176,60 @@ class Svmlight(Format):
 BUILTIN_FORMAT, IDX, TABLE, SVMLIGHT = Builtin(), Idx(), Table(), Svmlight()
 
 
-def detect(spec: str) -> Format:
-    """The format of ``spec``: a known dataset name, else what the path holds (by its name, or for a
-    folder, by its files). Raises UserInputError naming what was looked for."""
+def detect(spec: str, option: str = "data") -> Format:
+    """The format of ``spec``: a known dataset name, else what the path or URL holds (by its name,
+    or for a folder, by its files). Raises UserInputError naming what was looked for and the option
+    (``option``, a setting name) that gave it."""
     from softreg.data.idx.catalog import find_idx_files
     from softreg.data.svmlight.files import is_svmlight
     from softreg.data.tables.reader import shard_files, table_format
     from softreg.system.limits import check_path
+    from softreg.system.storage import is_url, locate
 
     name = canonical(spec)
     if name in BUILTIN:
         return BUILTIN_FORMAT
     if name is not None:
         return IDX
-    path = check_path(spec, spell("data"))
+    if is_url(spec):
+        return _detect_remote(locate(spec), option)
+    path = check_path(spec, spell(option))
     if is_svmlight(path):
         return SVMLIGHT
     if table_format(path) is not None:
         return TABLE
     if path.is_dir():
-        return TABLE if not any(find_idx_files(path).values()) and shard_files(path) else IDX
+        return TABLE if not any(find_idx_files(path).values()) and shard_files(locate(spec)) else IDX
     if path.exists():
         raise UserInputError(f"{spec}: unsupported file type {Path(spec).suffix or '(none)'}; give a .csv / .tsv / "
                              ".parquet table (or a folder of them), an svmlight file (.svm) or a folder of IDX files.")
-    raise UserInputError(f"unknown dataset {spec!r}: not a known name ({', '.join(DATASET_NAMES)}) nor an existing "
-                         "file or folder; give one of those names or the path of a .csv / .parquet table or an "
+    raise UserInputError(f"{spell(option, spec)}: unknown dataset: not a known name ({', '.join(DATASET_NAMES)}) nor an existing "
+                         "file, folder or URL; give one of those names or the path of a .csv / .parquet table or an "
                          "IDX folder.")
+
+
+def _detect_remote(loc, option: str) -> Format:
+    """A URL's format: tables (a file, or a folder of shards) are read remotely; svmlight files and
+    IDX folders are read from local disk only."""
+    from softreg.data.svmlight.files import is_svmlight
+    from softreg.data.tables.reader import shard_files, table_format
+
+    if is_svmlight(loc.name):
+        raise UserInputError(f"{spell(option, loc.shown)}: svmlight files are read from local disk; copy it down "
+                             "first (or convert it to Parquet to read it from there).")
+    if table_format(loc) is not None:
+        return TABLE
+    if loc.shown.lower().startswith(("http://", "https://")):
+        raise UserInputError(f"{spell(option, loc.shown)}: give the URL of one .csv / .tsv / .parquet file (a web "
+                             "server serves single files, not folders of shards).")
+    if loc.is_dir():
+        if shard_files(loc):
+            return TABLE
+        raise UserInputError(f"{spell(option, loc.shown)}: no .csv / .tsv / .parquet files in this folder; softreg "
+                             "reads tables from URLs (IDX image folders from local disk).")
+    if loc.exists():
+        raise UserInputError(f"{spell(option, loc.shown)}: unsupported file type {loc.suffix or '(none)'}; give a "
+                             ".csv / .tsv / .parquet table or a folder of them.")
+    from softreg.system.storage import not_found
+
+    raise not_found(loc.shown, spell(option, loc.shown))

@@ -26,7 +26,7 @@ class DataSource:
     """Where the data comes from and how to read it (each field is declared in softreg.settings,
     section ``source``)."""
 
-    spec: str = "digits"  # a dataset name, an IDX folder, a table file or folder, an svmlight file
+    spec: str = "digits"  # a dataset name, an IDX folder, a table file or folder (a path or URL), an svmlight file
     test: str | None = None  # a separate test set
     label: str | None = None  # tables: the label column
     drop: tuple[str, ...] = ()  # tables: columns left out
@@ -45,10 +45,11 @@ class DataSource:
             name = "data" if f.name == "spec" else f.name
             S.check(name, getattr(self, f.name), spell(name))
         from softreg.system.limits import check_path
+        from softreg.system.storage import is_url
 
         for name in ("data", "test", "data_dir"):  # a path over the system's limits is one line, not an OSError
             value = getattr(self, "spec" if name == "data" else name)
-            if value is not None:
+            if value is not None and not is_url(value):
                 check_path(value, spell(name))
 
     def to_dict(self) -> dict:

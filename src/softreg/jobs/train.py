@@ -13,6 +13,7 @@ from typing import Callable
 
 from softreg.data.source import DataSource, open_data
 from softreg.errors import UserInputError
+from softreg.system.storage import is_url
 from softreg.training.config import Runtime, TrainConfig
 
 Echo = Callable[[str], None]
@@ -21,8 +22,11 @@ Echo = Callable[[str], None]
 def default_out(spec: str, model: str, root: Path = Path("runs")) -> Path:
     """runs/NAME-MODEL, or NAME-MODEL-2, -3, ... when that folder already holds something:
     a run is never replaced unless --out names it."""
-    path = Path(spec)
-    name = path.resolve().name if path.exists() else spec
+    if is_url(spec):
+        name = spec.rstrip("/").rsplit("/", 1)[-1]
+    else:
+        path = Path(spec)
+        name = path.resolve().name if path.exists() else spec
     for suffix in (".gz", ".zst", ".csv", ".tsv", ".parquet", ".svm", ".txt"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]

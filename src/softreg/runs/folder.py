@@ -120,9 +120,10 @@ def describe_data(dataset: Dataset, source: DataSource) -> dict:
     """What a run records about its data: the source whole, as it was read (paths made absolute, the
     label column actually used), so that evaluate, report, predict and serve read it again."""
     from softreg.data.names import canonical
+    from softreg.system.storage import locate
 
     def absolute(spec: str | None) -> str | None:
-        return spec if spec is None else canonical(spec) or str(Path(spec).resolve())
+        return spec if spec is None else canonical(spec) or locate(spec).absolute()
 
     label = dataset.schema.label if dataset.schema is not None else source.label
     recorded = source.with_(spec=absolute(source.spec), test=absolute(source.test), label=label)

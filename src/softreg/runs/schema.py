@@ -269,17 +269,18 @@ def check_spec(spec: str, field: str = "data.spec") -> None:
     """The rule for ``data.spec``, so a tampered run cannot point ``evaluate`` anywhere.
 
     A spec is a dataset name softreg knows (downloads only ever fetch those, from the
-    catalogue's own mirrors into the user's cache, as ``train --data NAME`` does) or an
-    absolute path. ``load_dataset`` reads a path only as a table with a supported suffix
+    catalogue's own mirrors into the user's cache, as ``train --data NAME`` does), an
+    absolute path or a URL. ``load_dataset`` reads a path only as a table with a supported suffix
     or as a folder of IDX files by their standard names; any other file is refused
-    unread.
+    unread. A URL (a table in object storage or on a web server) is read as a table.
     """
     from softreg.data.names import BUILTIN, NAMED_IDX
+    from softreg.system.storage import is_url
 
-    if spec in BUILTIN + NAMED_IDX or os.path.isabs(spec):
+    if spec in BUILTIN + NAMED_IDX or os.path.isabs(spec) or is_url(spec):
         return
-    raise SchemaError(field, f"must be a dataset name ({', '.join(BUILTIN + NAMED_IDX)}) or an "
-                      f"absolute path; got {shown(spec)}")
+    raise SchemaError(field, f"must be a dataset name ({', '.join(BUILTIN + NAMED_IDX)}), an "
+                      f"absolute path or a URL; got {shown(spec)}")
 
 
 def _agree_v1(doc: dict) -> None:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
-from pathlib import Path
 
 from softreg.errors import UserInputError
 from softreg.settings import spell
+from softreg.system.storage import Location, storage_error
 
 SAMPLE_BYTES = 1 << 20  # read to detect the separator and the header
 
 
-def csv_error(exc: Exception, path: Path, bad: list, n_columns: int, header: bool, sep: str = ",") -> UserInputError:
+def csv_error(exc: Exception, path: Location, bad: list, n_columns: int, header: bool, sep: str = ",") -> UserInputError:
     if bad:
         row = bad[0]
         number = row.number if row.number is not None else ragged_row(path, sep, n_columns)
@@ -28,18 +28,18 @@ def csv_error(exc: Exception, path: Path, bad: list, n_columns: int, header: boo
         column = column_of(text)
         return UserInputError(f"{path}: column {column} holds {value}, not a number, in a column of numbers; "
                               f"fix the value, or {spell('drop')} the column.")
+    if isinstance(exc, OSError) and getattr(path, "remote", False):
+        return storage_error(exc, str(path))
     if isinstance(exc, OSError) and not type(exc).__module__.startswith("pyarrow"):
         return UserInputError(f"cannot read {path} ({exc.strerror or text}); fix its permissions or copy it "
                               "somewhere readable.")
     return UserInputError(f"{path}: malformed CSV ({text}); check quoting and delimiters ({spell('sep')}).")
 
 
-def ragged_row(path: Path, sep: str, n_columns: int) -> int | None:
+def ragged_row(path: Location, sep: str, n_columns: int) -> int | None:
     """The line number of the first row without ``n_columns`` fields (only called on an error)."""
-    import pyarrow as pa
-
     try:
-        with pa.input_stream(str(path), compression="detect") as raw:
+        with path.open_stream() as raw:
             lines = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace", newline="")
             for number, row in enumerate(csv.reader(lines, delimiter=sep), start=1):
                 if row and len(row) != n_columns:
@@ -60,11 +60,9 @@ def detail(exc: Exception) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def read_sample(path: Path) -> bytes:
-    import pyarrow as pa
-
+def read_sample(path: Location) -> bytes:
     try:
-        with pa.input_stream(str(path), compression="detect") as stream:
+        with path.open_stream() as stream:
             return stream.read(SAMPLE_BYTES)
     except FileNotFoundError:
         raise UserInputError(f"{path}: no such file; check the path.") from None
@@ -72,6 +70,8 @@ def read_sample(path: Path) -> bytes:
         raise UserInputError(f"cannot read {path} (Permission denied); fix its permissions or copy it "
                              "somewhere readable.") from None
     except OSError as exc:
+        if path.remote:
+            raise storage_error(exc, str(path)) from None
         raise UserInputError(f"cannot read {path} ({detail(exc)}); check that the file is complete.") from None
 
 

@@ -16,6 +16,7 @@ from softreg.data.tables.labels import classes_and_codes, label_arrow
 from softreg.data.tables.reader import TableReader
 from softreg.errors import UserInputError
 from softreg.settings import spell
+from softreg.system.storage import locate
 
 def load_table(
     path: str | Path,
@@ -39,7 +40,7 @@ def load_table(
     """
     if not 0.0 <= test_fraction < 1.0:
         raise UserInputError(f"test fraction must be in [0, 1); got {test_fraction}.")
-    path = Path(path)
+    path = locate(path)
     reader = TableReader(path, header=header, sep=sep)
     schema = infer_schema(reader, label, drop, columns, impute)
     where = str(path)
@@ -61,7 +62,7 @@ def load_table(
     Xt = torch.from_numpy(X)
     test_split = Split(Xt[n_train:], y[n_train:]) if len(test_rows) else None
     data = Dataset(name=path.name, train=Split(Xt[:n_train], y[:n_train]), test=test_split, classes=classes,
-                   origin=str(path.resolve()), feature_names=schema.feature_names(), schema=schema, notes=notes)
+                   origin=path.absolute(), feature_names=schema.feature_names(), schema=schema, notes=notes)
     if test is not None:
         data.test = load_scoring_table(test, schema, classes, header=header, sep=sep).test
         data.notes += [f"test split: {test}"]
@@ -72,7 +73,7 @@ def load_scoring_table(path: str | Path, schema: TableSchema, classes: list[str]
                        sep: str | None = None, labelled: bool = True) -> Dataset:
     """A whole table encoded with a model's schema (columns matched by name, extra columns ignored
     with a note); every row is in the ``test`` split. Without ``labelled``, labels are optional."""
-    path = Path(path)
+    path = locate(path)
     reader = TableReader(path, header=header, sep=sep)
     where = str(path)
     extra = schema.check_columns(reader.names, where)
@@ -91,7 +92,7 @@ def load_scoring_table(path: str | Path, schema: TableSchema, classes: list[str]
     fill_missing(X, schema, 0, where)
     Xt, y = torch.from_numpy(X), torch.from_numpy(codes)
     return Dataset(name=path.name, train=Split(Xt[:0], y[:0]), test=Split(Xt, y), classes=list(classes),
-                   origin=str(path.resolve()), feature_names=schema.feature_names(), schema=schema, notes=notes)
+                   origin=path.absolute(), feature_names=schema.feature_names(), schema=schema, notes=notes)
 
 
 def _concat(batches, columns):

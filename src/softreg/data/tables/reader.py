@@ -10,6 +10,7 @@ softreg.data.tables.labels codes the labels, softreg.data.tables.memory loads a 
 from __future__ import annotations
 
 import csv
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -17,6 +18,7 @@ from typing import Iterator
 from softreg.data.tables.csvfile import SAMPLE_BYTES, csv_error, detail, looks_like_header, read_sample, sniff
 from softreg.errors import UserInputError
 from softreg.settings import spell
+from softreg.system.storage import Location, locate, not_found
 
 CSV_SUFFIXES = (".csv", ".tsv", ".tab")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -25,38 +27,31 @@ BATCH_ROWS = 65_536  # rows per record batch, at most ...
 BATCH_BYTES = 32 << 20  # ... and about this many bytes of values (as float64): wide tables get fewer rows
 
 
-def table_format(path: str | Path) -> str | None:
+def table_format(path: str | Path | Location) -> str | None:
     """'csv' or 'parquet' from a file name (compression suffixes allowed), else None."""
-    name = Path(path).name.lower()
+    full = (Path(path).name if isinstance(path, str) else path.name).lower()
+    name = full
     for suffix in COMPRESSION_SUFFIXES:
         if name.endswith(suffix):
             name = name[: -len(suffix)]
             break
     if name.endswith(CSV_SUFFIXES):
         return "csv"
-    if name.endswith(PARQUET_SUFFIXES) and not Path(path).name.lower().endswith(COMPRESSION_SUFFIXES):
+    if name.endswith(PARQUET_SUFFIXES) and not full.endswith(COMPRESSION_SUFFIXES):
         return "parquet"
     return None
 
 
-def shard_files(folder: Path) -> list[Path]:
+def shard_files(folder: Location) -> list[Location]:
     """The table files of a folder (hidden and underscore files such as _SUCCESS skipped)."""
-    try:
-        entries = sorted(folder.iterdir())
-    except OSError as exc:
-        raise UserInputError(f"cannot list {folder} ({exc.strerror or exc}); check the path.") from None
-    return [p for p in entries if p.is_file() and not p.name.startswith((".", "_")) and table_format(p)]
-
-
-def is_table(path: Path) -> bool:
-    return (path.is_file() and table_format(path) is not None) or (path.is_dir() and bool(shard_files(path)))
+    return [p for p in folder.children() if not p.name.startswith((".", "_")) and table_format(p) and p.is_file()]
 
 
 @dataclass
 class Fragment:
     """A piece of a table read as a unit: a whole file, or one row group of a Parquet file."""
 
-    file: Path
+    file: Location
     row_group: int | None = None
     rows: int | None = None
 
@@ -64,8 +59,9 @@ class Fragment:
 class TableReader:
     """A table file or a folder of shards, ready to be read in record batches."""
 
-    def __init__(self, path: str | Path, *, header: bool | None = None, sep: str | None = None):
-        self.path = Path(path)
+    def __init__(self, path: str | Path | Location, *, header: bool | None = None, sep: str | None = None):
+        self.path = locate(path)
+        self._last = threading.local()  # per thread, the ParquetFile read last: each footer parsed once a pass
         if self.path.is_dir():
             self.files = shard_files(self.path)
             if not self.files:
@@ -74,7 +70,7 @@ class TableReader:
         elif self.path.is_file():
             self.files = [self.path]
         else:
-            raise UserInputError(f"{self.path}: no such file or folder; check the path.")
+            raise not_found(str(self.path))
         formats = {table_format(f) for f in self.files}
         if None in formats or len(formats) != 1:
             raise UserInputError(f"{self.path}: a table must be all CSV or all Parquet files; found "
@@ -90,7 +86,7 @@ class TableReader:
 
     def _open_parquet(self) -> None:
         names = None
-        self._row_groups: dict[Path, list[int]] = {}
+        self._row_groups: dict[Location, list[int]] = {}
         for f in self.files:
             pf = self._parquet_file(f)
             these = pf.schema_arrow.names
@@ -101,19 +97,29 @@ class TableReader:
                                      "table needs the same columns.")
             md = pf.metadata
             self._row_groups[f] = [md.row_group(g).num_rows for g in range(md.num_row_groups)]
-            del pf, md  # a wide table's metadata is large: reopen files as they are read
+            del pf, md  # a wide table's metadata is large: only the file being read stays open
         self.names = list(names)
         self.types = {n: self.arrow_schema.field(n).type for n in self.names}
         self.declared = self.types
 
-    def _parquet_file(self, f: Path):
+    def _parquet_file(self, f: Location):
+        """``f`` opened, its footer parsed: once for all its row groups read in a row by one thread
+        (parsing a large file's footer for every row group made a pass quadratic in its size)."""
         import pyarrow.parquet as pq
 
+        last = getattr(self._last, "file", None)
+        if last is not None and last[0] == f:
+            return last[1]
+        self._last.file = None
         try:
-            return pq.ParquetFile(f, pre_buffer=False)
+            pf = pq.ParquetFile(f.open_file(), pre_buffer=f.remote)  # remote: fewer, coalesced reads
+        except UserInputError:
+            raise
         except Exception as exc:  # pyarrow raises several types for damaged files
             raise UserInputError(f"{f}: not a readable Parquet file ({detail(exc)}); write it again "
                                  "or export the table as CSV.") from None
+        self._last.file = (f, pf)
+        return pf
 
     def _open_csv(self) -> None:
         first = self.files[0]
@@ -171,7 +177,7 @@ class TableReader:
         if batch is None or batch.num_rows == 0:
             raise UserInputError(f"{first}: the file has a header but no data rows; add rows.")
 
-    def _csv_stream(self, path: Path, convert, columns: list[str] | None = None, probe: bool = False):
+    def _csv_stream(self, path: Location, convert, columns: list[str] | None = None, probe: bool = False):
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
@@ -188,7 +194,7 @@ class TableReader:
         if columns is not None:
             convert.include_columns = columns
         try:
-            stream = pa.input_stream(str(path), compression="detect")
+            stream = path.open_stream()
             return _CsvBatches(pcsv.open_csv(stream, read_options=read, parse_options=parse,
                                              convert_options=convert), path, bad, len(self.names), self.header,
                                self.sep)

@@ -23,6 +23,7 @@ from softreg.data.tables.labels import classes_and_codes, label_arrow
 from softreg.data.tables.reader import TableReader
 from softreg.errors import UserInputError
 from softreg.settings import spell
+from softreg.system.storage import locate
 from softreg.models.preprocess import Moments, Preprocess
 from softreg.system.processes import SINGLE, Comm
 
@@ -34,7 +35,7 @@ def open_table_stream(path: str | Path, *, preprocess: str, label: str | None = 
                       sep: str | None = None, impute: str = "none", test_fraction: float = 0.2,
                       seed: int = 0, comm: Comm = SINGLE) -> StreamData:
     """Stream a table; ``preprocess`` is none or standardize (auto means standardize)."""
-    path = Path(path)
+    path = locate(path)
     where = str(path)
     reader = TableReader(path, header=header, sep=sep)
     schema = infer_schema(reader, label, drop, columns, impute)
@@ -61,7 +62,7 @@ def open_table_stream(path: str | Path, *, preprocess: str, label: str | None = 
                                     np.ones(len(test_codes), dtype=bool), str(test))
     else:
         test_source = _table_source(reader, schema, pieces, codes_t, held, where) if held.any() else None
-    return StreamData(name=path.name, origin=str(path.resolve()), classes=classes, train=train, test=test_source,
+    return StreamData(name=path.name, origin=path.absolute(), classes=classes, train=train, test=test_source,
                       preprocess=pre, schema=schema, feature_names=schema.feature_names()).validate()
 
 
