@@ -87,6 +87,8 @@ def s3(files):
         for f in files.rglob("*"):
             if f.is_file():
                 client.upload_file(str(f), BUCKET, str(f.relative_to(files)))
+        for name in ("one.csv", "one.parquet"):  # readable over plain HTTP, where S3 takes range requests
+            client.upload_file(str(files / name), BUCKET, f"public/{name}", ExtraArgs={"ACL": "public-read"})
         yield endpoint
     finally:
         proc.terminate()
@@ -160,6 +162,47 @@ def test_a_table_on_a_web_server_reads_as_the_same_file_on_disk(files, web, name
     _same(open_data(DataSource(spec=f"file://{files / name}")), open_data(DataSource(spec=str(files / name))))
 
 
+@pytest.mark.parametrize("name", ["one.csv", "one.parquet"])
+def test_a_web_server_that_takes_ranges_is_read_in_ranges(files, s3, monkeypatch, name):
+    """moto serves public objects over plain HTTP with Accept-Ranges: the ranged reader reads the
+    file on disk."""
+    from softreg.system import http_files
+
+    ranges = []
+    request = http_files._request
+
+    def spy(url, method="GET", headers=None, **kwargs):
+        if headers and "Range" in headers:
+            ranges.append(headers["Range"])
+        return request(url, method, headers, **kwargs)
+
+    monkeypatch.setattr(http_files, "_request", spy)
+    monkeypatch.setattr(storage, "_FILE_SYSTEMS", {})
+    _same(open_data(DataSource(spec=f"{s3}/{BUCKET}/public/{name}")), open_data(DataSource(spec=str(files / name))))
+    assert bool(ranges) == name.endswith(".parquet")  # CSV is read as one stream; Parquet by ranges
+
+
+def test_a_streamed_parquet_file_parses_its_footer_once_a_pass(files, monkeypatch):
+    """Opening the file for every row group made a pass quadratic in a large file's size."""
+    import pyarrow.parquet as pq
+
+    from softreg.data.tables import reader
+
+    opened = []
+
+    class Counted(pq.ParquetFile):
+        def __init__(self, *args, **kwargs):
+            opened.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(pq, "ParquetFile", Counted)
+    assert reader.TableReader(files / "one.parquet").fragments().__len__() == 5  # 240 rows in groups of 50
+    data = open_data(DataSource(spec=str(files / "one.parquet"), stream=True))
+    before = len(opened)
+    assert sum(len(b.y) for b in data.train.chunks(32)) == len(data.train)
+    assert len(opened) - before <= 1
+
+
 def test_train_evaluate_and_predict_a_run_whose_data_is_in_s3(files, aws, tmp_path, run_cli):
     import json
 
@@ -221,7 +264,7 @@ def test_web_server_failures_are_one_line(web, run_cli, tmp_path):
     assert_user_error(result[0], result[2], "single files")
 
 
-def test_a_refused_connection_is_one_line_and_quick(run_cli, tmp_path, monkeypatch):
+def test_a_refused_connection_is_one_line_and_quick(run_cli, tmp_path):
     port = _free_port()  # nothing listens there
     start = time.monotonic()
     result = run_cli("train", "--data", f"http://127.0.0.1:{port}/t.csv", "--out", tmp_path / "r")

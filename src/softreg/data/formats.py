@@ -213,6 +213,7 @@ def _detect_remote(loc, option: str) -> Format:
     IDX folders are read from local disk only."""
     from softreg.data.svmlight.files import is_svmlight
     from softreg.data.tables.reader import shard_files, table_format
+    from softreg.system.storage import not_found
 
     if is_svmlight(loc.name):
         raise UserInputError(f"{spell(option, loc.shown)}: svmlight files are read from local disk; copy it down "
@@ -230,6 +231,4 @@ def _detect_remote(loc, option: str) -> Format:
     if loc.exists():
         raise UserInputError(f"{spell(option, loc.shown)}: unsupported file type {loc.suffix or '(none)'}; give a "
                              ".csv / .tsv / .parquet table or a folder of them.")
-    from softreg.system.storage import not_found
-
     raise not_found(loc.shown, spell(option, loc.shown))

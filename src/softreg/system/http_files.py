@@ -39,7 +39,7 @@ def _request(url: str, method: str = "GET", headers: dict | None = None, *, time
                 raise PermissionError(f"HTTP {exc.code} {exc.reason}") from None
             if exc.code < 500 or attempt == attempts - 1:
                 raise OSError(f"HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        except OSError as exc:  # URLError, timeouts, refused and reset connections
             if attempt == attempts - 1:
                 reason = getattr(exc, "reason", exc)
                 if isinstance(reason, TimeoutError) or "timed out" in str(reason):
@@ -53,12 +53,16 @@ def _request(url: str, method: str = "GET", headers: dict | None = None, *, time
 class HttpFile(io.RawIOBase):
     """A read-only, seekable file over HTTP (see the module docstring)."""
 
-    def __init__(self, url: str, size: int, ranges: bool, timeout: float, attempts: int):
-        self.url, self.size, self.ranges = url, size, ranges
+    def __init__(self, url: str, size: int | None, ranges: bool, timeout: float, attempts: int):
+        """size: None when the server does not say it; the body is then read whole at once."""
+        self.url, self.size, self.ranges = url, size, ranges and size is not None
         self.timeout, self.attempts = timeout, attempts
         self.pos = 0
         self._block_start, self._block = 0, b""
         self._spool = None
+        if size is None:
+            self._download()
+            self.size = self._spool.seek(0, 2)
 
     def readable(self) -> bool:
         return True
@@ -102,13 +106,16 @@ class HttpFile(io.RawIOBase):
         offset = start - self._block_start
         return self._block[offset : offset + n]
 
+    def _download(self) -> None:
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
+        with _request(self.url, timeout=self.timeout, attempts=self.attempts) as answer:
+            while chunk := answer.read(CHUNK):
+                spool.write(chunk)
+        self._spool = spool
+
     def _spooled(self, start: int, n: int) -> bytes:
         if self._spool is None:
-            spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)
-            with _request(self.url, timeout=self.timeout, attempts=self.attempts) as answer:
-                while chunk := answer.read(CHUNK):
-                    spool.write(chunk)
-            self._spool = spool
+            self._download()
         self._spool.seek(start)
         return self._spool.read(n)
 
@@ -161,14 +168,7 @@ class HttpHandler(pafs.FileSystemHandler):
 
     def open_input_file(self, path: str):
         size, ranges = self._head(path)
-        if size is None:  # no length known: read it whole, then seek in the copy
-            ranges, size = False, None
-        f = HttpFile(path, size if size is not None else 0, ranges, self.timeout, self.attempts)
-        if size is None:
-            f._spooled(0, 0)
-            f._spool.seek(0, 2)
-            f.size = f._spool.tell()
-        return pa.PythonFile(f, mode="r")
+        return pa.PythonFile(HttpFile(path, size, ranges, self.timeout, self.attempts), mode="r")
 
     def open_input_stream(self, path: str):
         answer = _request(path, timeout=self.timeout, attempts=self.attempts)

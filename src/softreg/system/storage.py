@@ -118,10 +118,6 @@ class RemoteLocation(Location):
         return (id(self.fs), self.fs_path)
 
     @property
-    def path(self):  # noqa: D401 - a remote location has no local path
-        raise AttributeError("a remote location has no local path")
-
-    @property
     def name(self) -> str:
         return self.fs_path.rstrip("/").rsplit("/", 1)[-1]
 
