@@ -275,6 +275,20 @@ _DECLARED = [
             "save a resumable checkpoint every N epochs (0 = never)", "1"),
     Setting("checkpoint_seconds", "runtime", Number(0.0, math.inf), 0.0,
             "also save one whenever this many seconds passed (0 = never)", "600"),
+    # tracking (`softreg train`): where the run is also recorded; never changes the result
+    Setting("mlflow", "track", Optional(Text(4096), "no MLflow run"), None,
+            "also log the run to MLflow at this tracking URI (a bare --mlflow: sqlite:///mlruns.db)",
+            "sqlite:///mlruns.db"),
+    Setting("tensorboard", "track", Optional(Text(4096), "no TensorBoard events"), None,
+            "also write TensorBoard events (scalars, hparams, weight images) to this folder", "runs/tb"),
+    # ONNX export (`softreg export`, softreg.export.to_onnx)
+    Setting("labels", "export", Choice(("index", "string")), "index",
+            "label outputs: index (label_index int64, standard operators only) or string (adds the class "
+            "names as label, needs ai.onnx.ml)", "string"),
+    Setting("layout", "export", Choice(("softreg", "sklearn")), "softreg",
+            "names and order: softreg (features -> probabilities, label_index) or sklearn (skl2onnx's: "
+            "X -> label, probabilities)", "sklearn"),
+    Setting("opset", "export", Number(13, 30, integer=True), 17, "the ai.onnx opset the file declares", "17"),
 ]
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in _DECLARED}

@@ -54,16 +54,90 @@ def _inputs(predictor: Predictor) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", list(RUNS))
 def test_onnxruntime_matches_softreg(trained, tmp_path, name):
+    import onnx
+
     predictor = Predictor.from_run(trained[name])
     path = export_onnx(predictor, tmp_path / "model.onnx")
+    loaded = onnx.load(str(path))
+    onnx.checker.check_model(loaded, full_check=True)
+    assert {n.domain for n in loaded.graph.node} == {""}  # standard ai.onnx operators only
     X = _inputs(predictor)
     got = run_onnx(path, X.numpy())
+    assert sorted(got) == ["label_index", "probabilities"]
     expected = predictor.predict_proba(X)
     assert got["probabilities"].shape == tuple(expected.shape) and got["probabilities"].dtype == np.float32
     assert np.abs(got["probabilities"] - expected.numpy()).max() < 1e-5
     labels = predictor.model.predict(X).numpy()  # softreg's own rule (binary: logit >= 0)
     assert np.array_equal(got["label_index"], labels)
-    assert list(got["label"]) == [predictor.classes[i] for i in labels]
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_tract_runs_the_default_file(trained, tmp_path, name):
+    tract = pytest.importorskip("tract", reason="tract: an ONNX engine independent of onnxruntime")
+    predictor = Predictor.from_run(trained[name])
+    path = export_onnx(predictor, tmp_path / "model.onnx")
+    X = _inputs(predictor)
+    runnable = tract.onnx().load(str(path)).into_model().into_runnable()
+    probabilities, index = (t.to_numpy() for t in runnable.run([X.numpy()]))
+    assert np.abs(probabilities - predictor.predict_proba(X).numpy()).max() < 1e-5
+    assert np.array_equal(index, predictor.model.predict(X).numpy())
+
+
+@pytest.mark.parametrize("name", ["softmax-digits", "logistic"])
+def test_string_labels_add_the_class_names(trained, tmp_path, name):
+    predictor = Predictor.from_run(trained[name])
+    path = export_onnx(predictor, tmp_path / "m.onnx", labels="string")
+    X = _inputs(predictor)
+    got = run_onnx(path, X.numpy())
+    assert list(got["label"]) == [predictor.classes[i] for i in predictor.model.predict(X).numpy()]
+
+
+@pytest.mark.parametrize("opset", [13, 15, 19])
+def test_the_opset_is_the_one_asked_for(trained, tmp_path, opset):
+    import onnx
+
+    predictor = Predictor.from_run(trained["mlp-binary-sigmoid"])
+    model = to_onnx(predictor, opset=opset)
+    assert [o.version for o in model.opset_import if o.domain == ""] == [opset]
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    X = _inputs(predictor)
+    assert np.abs(run_onnx(path, X.numpy())["probabilities"] - predictor.predict_proba(X).numpy()).max() < 1e-5
+
+
+def consume_like_skl2onnx(path, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How code written for skl2onnx's LogisticRegression (zipmap off) reads a file."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    label, probabilities = session.run(None, {"X": X.astype(np.float32)})
+    return label, probabilities
+
+
+def test_sklearn_layout_reads_like_skl2onnx_logistic_regression(trained, tmp_path):
+    pytest.importorskip("skl2onnx")
+    import skl2onnx
+    from sklearn.linear_model import LogisticRegression
+
+    predictor = Predictor.from_run(trained["softmax-digits"])
+    X = _inputs(predictor).numpy()
+    reference = LogisticRegression(max_iter=50).fit(X[:300], np.arange(300) % 10)
+    theirs = tmp_path / "sk.onnx"
+    theirs.write_bytes(skl2onnx.to_onnx(reference, X[:1], options={"zipmap": False}).SerializeToString())
+    label, probabilities = consume_like_skl2onnx(theirs, X)  # the script works on skl2onnx's file
+    assert label.dtype == np.int64 and probabilities.shape == (len(X), 10)
+    ours = export_onnx(predictor, tmp_path / "ours.onnx", layout="sklearn")
+    label, probabilities = consume_like_skl2onnx(ours, X)  # and, unchanged, on softreg's
+    expected = predictor.model.predict(torch.from_numpy(X)).numpy()
+    assert label.dtype == np.int64 and np.array_equal(label, [int(predictor.classes[i]) for i in expected])
+    assert np.abs(probabilities - predictor.predict_proba(torch.from_numpy(X)).numpy()).max() < 1e-5
+
+
+def test_sklearn_layout_with_string_labels_is_refused(trained):
+    from softreg.errors import UserInputError
+
+    with pytest.raises(UserInputError, match="already labels with the classes"):
+        to_onnx(Predictor.from_run(trained["logistic"]), layout="sklearn", labels="string")
 
 
 def test_the_file_carries_its_metadata(trained):
@@ -85,7 +159,7 @@ def test_export_command_writes_and_checks(run_cli, trained, tmp_path):
     out = tmp_path / "digits.onnx"
     code, stdout, err = run_cli("export", trained["softmax-digits"], "--format", "onnx", "--out", out)
     assert code == 0, err
-    assert f"wrote {out}: features float32 (batch, 64) -> probabilities (batch, 10)" in stdout
+    assert f"wrote {out}: features float32 (batch, 64) -> probabilities (batch, 10), label_index (opset 17)" in stdout
     diff = float(stdout.split("largest probability difference ")[1].split()[0])
     assert "checked with onnxruntime on 360 test samples" in stdout and diff < 1e-5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["digits.onnx"]  # no temporary left
@@ -96,6 +170,8 @@ EXPORT_MISTAKES = {
     "suffix": (["--out", "m.bin"], ["ending in .onnx"]),
     "folder": (["--out", "/no/such/dir/m.onnx"], ["folder /no/such/dir does not exist"]),
     "no-out": ([], ["missing option '--out'"]),
+    "opset": (["--out", "m.onnx", "--opset", "9"], ["--opset must be an integer in [13"]),
+    "layout": (["--out", "m.onnx", "--layout", "keras"], ["--layout", "keras"]),
 }
 
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from softreg.cli.app import app, echo
+from softreg.cli.app import app, echo, option, pick
 from softreg.errors import UserInputError
 
 CHECK_ROWS = 10_000  # test samples compared with onnxruntime after the export
@@ -21,20 +21,29 @@ def export(
     check: bool = typer.Option(True, "--check/--no-check",
                                help="compare onnxruntime's probabilities with softreg's on the test split"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="dataset cache folder (for --check)"),
+    labels: Optional[str] = option("labels"),
+    layout: Optional[str] = option("layout"),
+    opset: Optional[int] = option("opset"),
 ) -> None:
     """Export the classifier, preprocessing included, as an ONNX graph: raw float32 features in,
     probabilities and labels out."""
-    from softreg.inference.export import check_onnx, export_onnx, require_onnx
+    from softreg import settings as S
+    from softreg.inference.export import NAMES, check_onnx, export_onnx, require_onnx
 
     if format != "onnx":
         raise UserInputError(f"--format must be onnx; got {format!r}.")
+    labels, layout = pick(labels, "labels") or S.default("labels"), pick(layout, "layout") or S.default("layout")
+    opset = S.default("opset") if opset is None else opset
     require_onnx()
     from softreg.inference.predictor import Predictor
 
     predictor = Predictor.from_run(run_dir, data_dir=data_dir)
-    export_onnx(predictor, out)
-    echo(f"wrote {out}: features float32 (batch, {predictor.n_features}) -> probabilities "
-         f"(batch, {len(predictor.classes)}), label_index, label")
+    export_onnx(predictor, out, labels=labels, layout=layout, opset=opset)
+    x, probabilities, label = NAMES[layout]
+    shapes = f"{probabilities} (batch, {len(predictor.classes)})"
+    outputs = (f"{label}, {shapes}" if layout == "sklearn"
+               else f"{shapes}, {label}" + (", label" if labels == "string" else ""))
+    echo(f"wrote {out}: {x} float32 (batch, {predictor.n_features}) -> {outputs} (opset {opset})")
     if not check:
         return
     try:
