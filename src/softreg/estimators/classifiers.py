@@ -190,6 +190,7 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         codes = np.searchsorted(classes, y).astype(np.int64)
         weights = self._row_weights(X, y, codes, sample_weight, partial=False)
+        self._fit_rows = (X, codes, weights)  # for summary(): references, not copies; not pickled
         rows, codes, weights = prepare_rows(X, codes, weights)
         seed = self._seed()
         config, planned = self._settings(rows, len(codes), seed, partial=False)
@@ -249,6 +250,7 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
             )
         codes = np.searchsorted(self.classes_, y).astype(np.int64)
         weights = self._row_weights(X, y, codes, sample_weight, partial=True)
+        self._fit_rows = None
         rows = self._tensor(X)
         wt = None if weights is None else torch.tensor(weights / weights.mean(), dtype=torch.float32)
         run = getattr(self, "_run", None)
@@ -480,7 +482,59 @@ class _SoftregClassifier(CallbackSupportMixin, ClassifierMixin, BaseEstimator):
 
 
 class _LinearCoefficients:
-    """coef_ and intercept_ read from the linear layer, in scikit-learn's shapes."""
+    """coef_ and intercept_ read from the linear layer, in scikit-learn's shapes; summary()."""
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_fit_rows", None)
+        return state
+
+    def summary(self, X=None, y=None, sample_weight=None, *, alpha: float = 0.05, reference="first",
+                cov_type: str = "nonrobust", terms: list[str] | None = None):
+        """The coefficient table: a pandas DataFrame with columns coef, std_err, z, p_value, ci_lower,
+        ci_upper (and odds_ratio for the logistic model), the ``intercept`` row first, then the features
+        by name (``feature_names_in_``, else x0, x1, ...).
+
+        Computed at the exact optimum of the fit's objective: Newton's method in float64 from the
+        fitted weights, on the data of the last ``fit`` unless X, y (and sample_weight, frequency
+        weights) are given. The covariance is the inverse observed Fisher information
+        (``cov_type='nonrobust'``) or the sandwich (``'HC0'``, ``'HC1'``); with a penalty it is the
+        penalised information's inverse, an approximation. Softmax regression: rows indexed by
+        (class, term) against ``reference`` ('first', a class label, or None for every class's own
+        coefficients, which needs a penalty). ``terms``: only these terms' rows. Warns
+        (softreg.inference.coefficients.CoefficientWarning) naming the terms whose standard errors
+        are NaN (perfect separation; constant, duplicated or collinear columns). ``attrs`` records
+        the iterations, the final gradient and whether Newton's method converged.
+        """
+        from softreg.inference.coefficients import summarize
+
+        check_is_fitted(self)
+        if X is None:
+            if getattr(self, "_fit_rows", None) is None:
+                raise ValueError("summary() needs the training data: pass X and y (the fit's rows are not kept "
+                                 "across pickling or partial_fit).")
+            X, codes, weights = self._fit_rows
+        else:
+            X, y = validate_data(self, X, y, accept_sparse="csr", dtype=DTYPES, reset=False)
+            unknown = np.setdiff1d(y, self.classes_)
+            if unknown.size:
+                raise ValueError(f"y contains label(s) {unknown.tolist()} not in classes_ {self.classes_.tolist()}.")
+            codes = np.searchsorted(self.classes_, y).astype(np.int64)
+            weights = self._row_weights(X, y, codes, sample_weight, partial=False)
+        l1, l2 = self._penalties()
+        if l1 > 0:
+            raise ValueError(f"summary() needs a smooth objective; penalty={self.penalty!r} has an L1 part. "
+                             "Fit with penalty='l2' or None.")
+        if self.alpha == "auto" and self.penalty is not None:
+            l2 = float(self.alpha_) * (1.0 - (float(self.l1_ratio) if self.penalty == "elasticnet" else 0.0))
+        linear = self.model_.net.linear
+        W = linear.weight.detach().double().cpu().numpy()
+        b = linear.bias.detach().double().cpu().numpy()
+        names = getattr(self, "feature_names_in_", None)
+        names = [str(n) for n in names] if names is not None else [f"x{i}" for i in range(self.n_features_in_)]
+        return summarize(X, codes, weights, W, b, classes=list(self.classes_), terms=names,
+                         logistic=self._kind == "logistic", l2=l2, reference=reference, cov_type=cov_type,
+                         alpha=alpha, select=terms)
 
     @property
     def coef_(self) -> np.ndarray:
